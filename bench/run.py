@@ -1,4 +1,4 @@
-"""All three benchmarks on one Temporal dev server, then every ratio in one table.
+"""All four benchmarks on one Temporal dev server, then every ratio in one table.
 
     python bench/run.py [--quick]
 
@@ -18,12 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import ansible_overhead, approval_memory, throughput
+from bench import ansible_overhead, approval_memory, runner_executions, throughput
 from bench.common import Measure, Report, quick_flag, table, temporal_dev_server, timed
 
 MEASURES: list[Measure] = [
     ansible_overhead.measure,
     throughput.measure,
+    # Before approval_memory: the runs it leaves waiting stay open on the dev server.
+    runner_executions.measure,
     approval_memory.measure,
 ]
 
