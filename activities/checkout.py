@@ -20,19 +20,17 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from urllib.parse import quote
 
 import git
 
+from core.git_commands import GitRunner, git_session, summarize
 from core.git_urls import (
-    KNOWN_SCHEMES,
     redact_url,
     safe_join,
     validate_commit,
@@ -45,35 +43,9 @@ from workflows.contracts import CommitInfo, GitSource
 DEFAULT_MAX_ENTRIES = 64
 DEFAULT_TIMEOUT_SECONDS = 600.0
 
+_ENTRY_ATTEMPTS = 3
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _URL_KEY = re.compile(r"^[0-9a-f]{16}$")
-_USER_VAR = "RUNWRIGHT_GIT_USERNAME"
-_PASSWORD_VAR = "RUNWRIGHT_GIT_PASSWORD"  # noqa: S105  (the variable's name, not a secret)
-_ENTRY_ATTEMPTS = 3
-_BOILERPLATE = frozenset(
-    {"Please make sure you have the correct access rights", "and the repository exists."}
-)
-
-# The helper only echoes what the git process was given in its environment, so the secret is
-# never in the script file, in argv, or in the repository's config.
-_ASKPASS_SCRIPT = f"""#!/bin/sh
-case "$1" in
-  Username*) printf '%s\\n' "${_USER_VAR}" ;;
-  Password*) printf '%s\\n' "${_PASSWORD_VAR}" ;;
-  *) exit 1 ;;
-esac
-"""
-
-# Set through GIT_CONFIG_COUNT because GitPython refuses `-c` options in clone/fetch calls.
-_PROTECTIVE_CONFIG = (
-    ("protocol.ext.allow", "never"),
-    ("protocol.fd.allow", "never"),
-    # An empty value resets the helper list, so no operator-wide helper stores the password.
-    ("credential.helper", ""),
-    ("core.hooksPath", os.devnull),
-    # Eviction removes what is no longer needed; a background gc would race the exports.
-    ("gc.auto", "0"),
-)
 
 
 class CheckoutError(Exception):
@@ -88,42 +60,6 @@ def url_key(url: str) -> str:
 def working_directory(dest: Path, source: GitSource) -> Path:
     """The directory inside checkout `dest` that `source.path` names, refusing escapes."""
     return safe_join(dest, source.path)
-
-
-class _Git:
-    """Runs git with one environment and redacts the given secrets from its error output."""
-
-    def __init__(self, env: dict[str, str], secrets: Sequence[str], timeout: float) -> None:
-        self.env = env
-        self.secrets = [s for s in secrets if s]
-        self.timeout = timeout
-
-    def run(self, *args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-        executable = git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"
-        runner = git.Git(str(cwd) if cwd is not None else None)
-        status, out, err = runner.execute(
-            [executable, *args],
-            env=self.env,
-            kill_after_timeout=self.timeout,
-            with_extended_output=True,
-            with_exceptions=False,
-        )
-        return status, str(out), self.redact(str(err))
-
-    def redact(self, text: str) -> str:
-        """`text` with every secret, raw or percent-encoded, replaced by ***."""
-        for secret in self.secrets:
-            for form in {secret, quote(secret, safe="")}:
-                text = text.replace(form, "***")
-        return text
-
-
-def _summary(stderr: str) -> str:
-    """git's complaint on one line, without the generic advice that follows every failure."""
-    lines = [line.strip() for line in stderr.splitlines()]
-    kept = [ln for ln in lines if ln and ln not in _BOILERPLATE and not ln.startswith("hint:")]
-    text = "; ".join(kept) or "git gave no reason"
-    return text[:2000]
 
 
 @contextlib.contextmanager
@@ -232,7 +168,7 @@ class CheckoutCache:
         commit: str | None,
         key_dir: Path,
         dest: Path,
-        runner: _Git,
+        runner: GitRunner,
     ) -> tuple[CommitInfo, bool]:
         sha = self._resolve(source, commit, runner)
         for _attempt in range(_ENTRY_ATTEMPTS):
@@ -247,69 +183,25 @@ class CheckoutCache:
         # Only an eviction storm between export and copy gets here.
         raise CheckoutError(f"commit {sha} left the checkout cache before it could be copied")
 
-    @contextlib.contextmanager
     def _git(
         self, username: str | None, password: str | None, ssh_key: str | None
-    ) -> Iterator[_Git]:
+    ) -> contextlib.AbstractContextManager[GitRunner]:
         """A git runner whose environment carries the protections and the credentials."""
-        env: dict[str, str] = {
-            "GIT_TERMINAL_PROMPT": "0",
-            # Empty, rather than unset, so neither core.askPass nor SSH_ASKPASS is consulted.
-            "GIT_ASKPASS": "",
-            "SSH_ASKPASS": "",
-            "GIT_ALLOW_PROTOCOL": ":".join(s for s in self.allowed_schemes if s in KNOWN_SCHEMES),
-            "GIT_CONFIG_COUNT": str(len(_PROTECTIVE_CONFIG)),
-        }
-        for index, (name, value) in enumerate(_PROTECTIVE_CONFIG):
-            env[f"GIT_CONFIG_KEY_{index}"] = name
-            env[f"GIT_CONFIG_VALUE_{index}"] = value
-        secrets = [s for s in (password, ssh_key) if s]
-        if password is None and ssh_key is None:
-            yield _Git(env, secrets, self.timeout)
-            return
+        return git_session(
+            self.allowed_schemes,
+            self.timeout,
+            username=username,
+            password=password,
+            ssh_key=ssh_key,
+        )
 
-        # mkdtemp makes the directory 0700, outside the cache root so nothing secret lands there.
-        scratch = Path(tempfile.mkdtemp(prefix="runwright-git-"))
-        try:
-            if password is not None:
-                askpass = scratch / "askpass.sh"
-                fd = os.open(askpass, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(_ASKPASS_SCRIPT)
-                env["GIT_ASKPASS"] = str(askpass)
-                env[_USER_VAR] = username or ""
-                env[_PASSWORD_VAR] = password
-            if ssh_key is not None:
-                key_file = scratch / "id_key"
-                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    # OpenSSH rejects a private key whose last line lacks its newline.
-                    handle.write(ssh_key if ssh_key.endswith("\n") else ssh_key + "\n")
-                known_hosts = scratch / "known_hosts"
-                env["GIT_SSH_COMMAND"] = " ".join(
-                    [
-                        "ssh",
-                        "-i",
-                        shlex.quote(str(key_file)),
-                        "-o",
-                        "IdentitiesOnly=yes",
-                        "-o",
-                        "BatchMode=yes",
-                        "-o",
-                        "StrictHostKeyChecking=accept-new",
-                        "-o",
-                        shlex.quote(f"UserKnownHostsFile={known_hosts}"),
-                    ]
-                )
-            yield _Git(env, secrets, self.timeout)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-    def _ls_remote(self, url: str, patterns: Sequence[str], runner: _Git) -> list[tuple[str, str]]:
+    def _ls_remote(
+        self, url: str, patterns: Sequence[str], runner: GitRunner
+    ) -> list[tuple[str, str]]:
         """(value, name) pairs the remote advertises; value is a sha, or a target for symrefs."""
         status, out, err = runner.run("ls-remote", "--symref", "--", url, *patterns)
         if status != 0:
-            raise CheckoutError(f"repository {redact_url(url)} not reachable: {_summary(err)}")
+            raise CheckoutError(f"repository {redact_url(url)} not reachable: {summarize(err)}")
         pairs: list[tuple[str, str]] = []
         for line in out.splitlines():
             value, _, name = line.partition("\t")
@@ -317,7 +209,7 @@ class CheckoutCache:
                 pairs.append((value.strip(), name.strip()))
         return pairs
 
-    def _resolve(self, source: GitSource, commit: str | None, runner: _Git) -> str | None:
+    def _resolve(self, source: GitSource, commit: str | None, runner: GitRunner) -> str | None:
         """The full sha to check out, or None when only a fetch can expand a short commit."""
         url = source.url
         if commit is not None:
@@ -352,7 +244,7 @@ class CheckoutCache:
         commit: str | None,
         sha: str | None,
         key_dir: Path,
-        runner: _Git,
+        runner: GitRunner,
     ) -> tuple[str, bool]:
         """Fetch and export the commit into the cache; returns its sha and whether it was built."""
         url = source.url
@@ -384,17 +276,17 @@ class CheckoutCache:
             self._export(repo, key_dir, sha, runner)
             return sha, True
 
-    def _ensure_repo(self, key_dir: Path, runner: _Git) -> Path:
+    def _ensure_repo(self, key_dir: Path, runner: GitRunner) -> Path:
         repo = key_dir / "repo.git"
         if not (repo / "HEAD").is_file():
             shutil.rmtree(repo, ignore_errors=True)
             status, _, err = runner.run("init", "--bare", "--quiet", "--", str(repo))
             if status != 0:
-                raise CheckoutError(f"cannot create the cache repository {repo}: {_summary(err)}")
+                raise CheckoutError(f"cannot create the cache repository {repo}: {summarize(err)}")
         return repo
 
     def _fetch(
-        self, repo: Path, url: str, wants: Sequence[str], runner: _Git, *, shallow: bool
+        self, repo: Path, url: str, wants: Sequence[str], runner: GitRunner, *, shallow: bool
     ) -> None:
         """Fetch `wants` (shas) shallowly, or every branch and tag with full history."""
         args = ["--git-dir", str(repo), "fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]
@@ -409,13 +301,13 @@ class CheckoutCache:
             wants = ["+refs/heads/*:refs/runwright/heads/*", "+refs/tags/*:refs/runwright/tags/*"]
         status, _, err = runner.run(*args, "--", url, *wants)
         if status != 0:
-            raise CheckoutError(f"fetching from {redact_url(url)} failed: {_summary(err)}")
+            raise CheckoutError(f"fetching from {redact_url(url)} failed: {summarize(err)}")
 
-    def _has_commit(self, repo: Path, sha: str, runner: _Git) -> bool:
+    def _has_commit(self, repo: Path, sha: str, runner: GitRunner) -> bool:
         status, _, _ = runner.run("--git-dir", str(repo), "cat-file", "-e", f"{sha}^{{commit}}")
         return status == 0
 
-    def _expand(self, repo: Path, commit: str, url: str, runner: _Git) -> str:
+    def _expand(self, repo: Path, commit: str, url: str, runner: GitRunner) -> str:
         """The full sha of a short commit in the fetched history."""
         status, out, err = runner.run(
             "--git-dir",
@@ -433,14 +325,14 @@ class CheckoutCache:
             raise CheckoutError(f"commit {commit} is ambiguous in {redact_url(url)}; give more")
         raise CheckoutError(f"commit {commit} not found in {redact_url(url)}")
 
-    def _export(self, repo: Path, key_dir: Path, sha: str, runner: _Git) -> None:
+    def _export(self, repo: Path, key_dir: Path, sha: str, runner: GitRunner) -> None:
         """Write the commit's files and metadata to <key>/<sha>, appearing all at once."""
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=key_dir))
         try:
             tree = staging / "tree"
             tree.mkdir()
             # A private index keeps the bare repository free of any work tree state.
-            index_runner = _Git(
+            index_runner = GitRunner(
                 {**runner.env, "GIT_INDEX_FILE": str(staging / "index")},
                 runner.secrets,
                 runner.timeout,
@@ -449,7 +341,7 @@ class CheckoutCache:
             for args in (["read-tree", sha], ["checkout-index", "--all", "--force"]):
                 status, _, err = index_runner.run(*base, *args, cwd=tree)
                 if status != 0:
-                    raise CheckoutError(f"cannot export commit {sha}: {_summary(err)}")
+                    raise CheckoutError(f"cannot export commit {sha}: {summarize(err)}")
             (staging / "index").unlink(missing_ok=True)
             info = self._commit_info(repo, sha)
             (staging / "commit.json").write_text(json.dumps(asdict(info)))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.fernet import Fernet
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SCHEMES = ("file", "http")
@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     # Run callbacks: HMAC-SHA256 key for X-Runwright-Signature (empty: unsigned), POST timeout.
     callback_signing_key: str = ""
     callback_timeout_seconds: float = 10.0
+
+    # The hoop runbooks API: one git repository of runbook files per deployment.
+    runbooks_git_url: str = ""
+    runbooks_git_branch: str = ""  # empty: the remote's default branch
+    runbooks_git_username: str = ""
+    runbooks_git_password: str = ""
+    runbooks_git_ssh_key: str = ""
+    # How long a known commit is trusted before the remote is asked again (0: every request).
+    runbooks_refresh_seconds: float = 5.0
+    # An exec answers 202 (still running) after this long; upstream waits 50 s.
+    runbooks_exec_wait_seconds: float = 50.0
+    # An exec's output is cut here (at a UTF-8 boundary); it travels in the run's history.
+    runbooks_output_cap_bytes: int = Field(default=1024 * 1024, ge=1, le=1536 * 1024)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -1,0 +1,148 @@
+"""Running git with protections and credentials that never reach argv, config or disk for long.
+
+Shared by the worker's checkout cache and the API's runbook repository reader: both ask a
+remote for refs and fetch commits with the same hardened environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import git
+
+from core.git_urls import KNOWN_SCHEMES
+
+_USER_VAR = "RUNWRIGHT_GIT_USERNAME"
+_PASSWORD_VAR = "RUNWRIGHT_GIT_PASSWORD"  # noqa: S105  (the variable's name, not a secret)
+_BOILERPLATE = frozenset(
+    {"Please make sure you have the correct access rights", "and the repository exists."}
+)
+
+# The helper only echoes what the git process was given in its environment, so the secret is
+# never in the script file, in argv, or in the repository's config.
+_ASKPASS_SCRIPT = f"""#!/bin/sh
+case "$1" in
+  Username*) printf '%s\\n' "${_USER_VAR}" ;;
+  Password*) printf '%s\\n' "${_PASSWORD_VAR}" ;;
+  *) exit 1 ;;
+esac
+"""
+
+# Set through GIT_CONFIG_COUNT because GitPython refuses `-c` options in clone/fetch calls.
+_PROTECTIVE_CONFIG = (
+    ("protocol.ext.allow", "never"),
+    ("protocol.fd.allow", "never"),
+    # An empty value resets the helper list, so no operator-wide helper stores the password.
+    ("credential.helper", ""),
+    ("core.hooksPath", os.devnull),
+    # Caches remove what is no longer needed; a background gc would race their exports.
+    ("gc.auto", "0"),
+)
+
+
+class GitRunner:
+    """Runs git with one environment and redacts the given secrets from its error output."""
+
+    def __init__(self, env: dict[str, str], secrets: Sequence[str], timeout: float) -> None:
+        self.env = env
+        self.secrets = [s for s in secrets if s]
+        self.timeout = timeout
+
+    def run(self, *args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+        """(status, stdout, redacted stderr) of `git args...`."""
+        executable = git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"
+        runner = git.Git(str(cwd) if cwd is not None else None)
+        status, out, err = runner.execute(
+            [executable, *args],
+            env=self.env,
+            kill_after_timeout=self.timeout,
+            with_extended_output=True,
+            with_exceptions=False,
+        )
+        return status, str(out), self.redact(str(err))
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret, raw or percent-encoded, replaced by ***."""
+        for secret in self.secrets:
+            for form in {secret, quote(secret, safe="")}:
+                text = text.replace(form, "***")
+        return text
+
+
+def summarize(stderr: str) -> str:
+    """git's complaint on one line, without the generic advice that follows every failure."""
+    lines = [line.strip() for line in stderr.splitlines()]
+    kept = [ln for ln in lines if ln and ln not in _BOILERPLATE and not ln.startswith("hint:")]
+    text = "; ".join(kept) or "git gave no reason"
+    return text[:2000]
+
+
+@contextlib.contextmanager
+def git_session(
+    allowed_schemes: Sequence[str],
+    timeout: float,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ssh_key: str | None = None,
+) -> Iterator[GitRunner]:
+    """A git runner whose environment carries the protections and the credentials."""
+    env: dict[str, str] = {
+        "GIT_TERMINAL_PROMPT": "0",
+        # Empty, rather than unset, so neither core.askPass nor SSH_ASKPASS is consulted.
+        "GIT_ASKPASS": "",
+        "SSH_ASKPASS": "",
+        "GIT_ALLOW_PROTOCOL": ":".join(s for s in allowed_schemes if s in KNOWN_SCHEMES),
+        "GIT_CONFIG_COUNT": str(len(_PROTECTIVE_CONFIG)),
+    }
+    for index, (name, value) in enumerate(_PROTECTIVE_CONFIG):
+        env[f"GIT_CONFIG_KEY_{index}"] = name
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    secrets = [s for s in (password, ssh_key) if s]
+    if password is None and ssh_key is None:
+        yield GitRunner(env, secrets, timeout)
+        return
+
+    # mkdtemp makes the directory 0700, outside the cache root so nothing secret lands there.
+    scratch = Path(tempfile.mkdtemp(prefix="runwright-git-"))
+    try:
+        if password is not None:
+            askpass = scratch / "askpass.sh"
+            fd = os.open(askpass, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(_ASKPASS_SCRIPT)
+            env["GIT_ASKPASS"] = str(askpass)
+            env[_USER_VAR] = username or ""
+            env[_PASSWORD_VAR] = password
+        if ssh_key is not None:
+            key_file = scratch / "id_key"
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                # OpenSSH rejects a private key whose last line lacks its newline.
+                handle.write(ssh_key if ssh_key.endswith("\n") else ssh_key + "\n")
+            known_hosts = scratch / "known_hosts"
+            env["GIT_SSH_COMMAND"] = " ".join(
+                [
+                    "ssh",
+                    "-i",
+                    shlex.quote(str(key_file)),
+                    "-o",
+                    "IdentitiesOnly=yes",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "StrictHostKeyChecking=accept-new",
+                    "-o",
+                    shlex.quote(f"UserKnownHostsFile={known_hosts}"),
+                ]
+            )
+        yield GitRunner(env, secrets, timeout)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
