@@ -3,7 +3,7 @@ FROM python:3.11-slim-bookworm
 
 # Workers check action sources out of git, over https and ssh.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git openssh-client \
+    && apt-get install -y --no-install-recommends git openssh-client postgresql-client sqlite3 \
     && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,4 +1,4 @@
-"""One action kind each: exec (bash), http, ansible. Called by the execute activity."""
+"""One action kind each: exec (bash), http, ansible, runbook. Called by the execute activity."""
 
 from __future__ import annotations
 
@@ -136,8 +136,17 @@ def run_ansible(ctx: ActionContext) -> Executed:
     )
 
 
+def run_runbook(ctx: ActionContext) -> Executed:
+    """A rendered runbook fed to a connection's command (hoop.dev's runbooks exec)."""
+    # Imported here: that module builds on this one's ActionContext and Executed.
+    from activities import runbook_exec
+
+    return runbook_exec.run_runbook(ctx)
+
+
 EXECUTORS: dict[str, Callable[[ActionContext], Executed]] = {
     "exec": run_exec,
     "http": run_http,
     "ansible": run_ansible,
+    "runbook": run_runbook,
 }

@@ -7,6 +7,7 @@ still carrying it is killed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -90,11 +91,15 @@ def run_process(
     cancelled: Callable[[], bool],
     stdin_text: str | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
+    merge_stderr: bool = False,
 ) -> ProcessOutcome:
     """Run `argv` (never through a shell) streaming its output lines, bounded by time and cancel.
 
     `cancelled` kills the whole process tree at once (SIGKILL); `stop_requested` asks it to end
     (SIGTERM to its group) and keeps waiting; the timeout asks, then kills after a grace period.
+    With `merge_stderr` the child's stderr shares its stdout pipe, so every line reaches
+    `on_stdout` in the order the program wrote it, and `on_stderr` is not called.
+    Raises OSError when the program cannot be started (missing, not executable).
     """
     mark = new_mark()
     proc = subprocess.Popen(
@@ -103,23 +108,22 @@ def run_process(
         env={**env, MARK_VARIABLE: mark},
         stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
         start_new_session=True,
         text=True,
         errors="replace",
     )
-    readers = [
-        threading.Thread(target=_pump, args=(proc.stdout, on_stdout), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, on_stderr), daemon=True),
-    ]
+    readers = [threading.Thread(target=_pump, args=(proc.stdout, on_stdout), daemon=True)]
+    if not merge_stderr:
+        readers.append(threading.Thread(target=_pump, args=(proc.stderr, on_stderr), daemon=True))
     for reader in readers:
         reader.start()
+    # Input is fed from its own thread: a program that does not read it must not keep us
+    # from watching the clock and the cancel flags.
+    feeder = None
     if stdin_text is not None and proc.stdin is not None:
-        try:
-            proc.stdin.write(stdin_text)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # the program did not read its input; its exit code says the rest
+        feeder = threading.Thread(target=_feed, args=(proc.stdin, stdin_text), daemon=True)
+        feeder.start()
     deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
     timed_out = was_cancelled = was_stopped = False
     try:
@@ -144,10 +148,22 @@ def run_process(
         kill_marked(mark)
         for reader in readers:
             reader.join(timeout=5)
+        if feeder is not None:
+            feeder.join(timeout=5)
     code = proc.returncode
     return ProcessOutcome(
         exit_code=code, timed_out=timed_out, cancelled=was_cancelled, stopped=was_stopped
     )
+
+
+def _feed(stream: IO[str], text: str) -> None:
+    try:
+        stream.write(text)
+    except (OSError, ValueError):
+        pass  # the program did not read (all of) its input; its exit code says the rest
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.close()
 
 
 def _pump(stream: IO[str] | None, sink: Callable[[str], None]) -> None:

@@ -47,6 +47,9 @@ from workflows.contracts import (
 )
 
 STDOUT_ARTIFACT, STDERR_ARTIFACT = "/dev/stdout", "/dev/stderr"
+# Kinds whose spec arrives already rendered: templating it again would evaluate `{{` inside
+# the values that were substituted into it (a template injection).
+PRE_RENDERED_KINDS = frozenset({"runbook"})
 
 
 class RunActivities:
@@ -143,10 +146,12 @@ class RunActivities:
         executor = EXECUTORS.get(inp.action.kind)
         if executor is None:
             return Executed(error=f"unknown action kind {inp.action.kind!r}")
-        try:
-            spec = render_fields(inp.action.spec, inp.template_env)
-        except TemplateError as exc:
-            return Executed(error=f"template error: {exc}")
+        spec = inp.action.spec
+        if inp.action.kind not in PRE_RENDERED_KINDS:
+            try:
+                spec = render_fields(spec, inp.template_env)
+            except TemplateError as exc:
+                return Executed(error=f"template error: {exc}")
         workdir = Path(inp.workdir) if inp.workdir else run_dir / f"work-{inp.index}"
         workdir.mkdir(parents=True, exist_ok=True)
         return executor(

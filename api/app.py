@@ -13,6 +13,8 @@ from api.catalog.routes import router as catalog_router
 from api.codec import router as codec_router
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.hoop import routes as hoop
+from api.hoop.repository import RunbookRepository
 from api.mission_control.routes import router as mission_control_router
 from api.runner import routes as runner
 from core.artifacts import ArtifactStore, store_from_url
@@ -47,6 +49,7 @@ def create_app(
                 region=settings.s3_region,
             ),
             box=SecretBox(settings.secret_key),
+            runbooks=RunbookRepository(settings, settings.home / "runbooks"),
         )
         yield
         engine.dispose()
@@ -56,9 +59,12 @@ def create_app(
         description="Operations automation from git, run as durable workflows.",
         lifespan=lifespan,
     )
-    install_error_handlers(app, {prefix: runner.error_body for prefix in runner.PATH_PREFIXES})
+    shapes = {prefix: runner.error_body for prefix in runner.PATH_PREFIXES}
+    shapes |= {prefix: hoop.error_body for prefix in hoop.PATH_PREFIXES}
+    install_error_handlers(app, shapes)
     app.include_router(mission_control_router)
     app.include_router(runner.router)
+    app.include_router(hoop.router)
     app.include_router(catalog_router)
     app.include_router(codec_router)
     if settings.cors_origins:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from api.auth import require_role, user_from_header
+from api.hoop.repository import RunbookRepository
 from core.artifacts import ArtifactStore
 from core.secrets import SecretBox
 from core.settings import Settings
@@ -26,6 +27,7 @@ class Services:
     temporal: Client
     store: ArtifactStore
     box: SecretBox
+    runbooks: RunbookRepository
 
 
 def get_services(request: Request) -> Services:

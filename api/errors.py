@@ -7,11 +7,12 @@ names the field; anything else is a bug, logged, and answered 500 without detail
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
@@ -58,6 +59,29 @@ def not_found(message: str) -> ApiError:
 def error_body(status: int, message: str, error: str | None = None) -> dict[str, Any]:
     """The documented error shape."""
     return {"error": error or ERROR_NAMES.get(status, "error"), "message": message}
+
+
+MAX_BODY = 1024 * 1024
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as JSON (None when empty); 400 naming the problem, 413 when huge."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, f"body: larger than {MAX_BODY} bytes")
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise bad_request(f"body: invalid JSON: {exc}") from exc
+
+
+JsonBody = Annotated[Any, Depends(json_body)]
 
 
 ErrorShape = Callable[[int, str, str | None], dict[str, Any]]

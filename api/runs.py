@@ -10,25 +10,29 @@ from datetime import datetime
 
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.db import write
 from api.errors import ApiError
 from core.store.models import Approval, Run
+from core.store.runs import record_approval
 from workflows.contracts import (
+    DECIDE_UPDATE,
     SA_ACCOUNT,
     SA_DEFINITION_ID,
     SA_DIALECT,
     SA_RESOURCE_ID,
     SA_STATUS,
+    Decision,
+    GateState,
     RunInput,
 )
 from workflows.run import RunWorkflow
@@ -181,3 +185,38 @@ async def _start_again(temporal: Client, task_queue: str, run_input: RunInput, s
                     "and only a failed one can run again"
                 ) from exc
             await asyncio.sleep(0.1)
+
+
+class GateRefused(Exception):
+    """The run's gate refused a decision; `kind` is the workflow's reason (e.g. NotApprover)."""
+
+    def __init__(self, kind: str | None) -> None:
+        super().__init__(kind or "refused")
+        self.kind = kind
+
+
+async def send_decisions(
+    sessions: sessionmaker[Session], temporal: Client, run_id: str, decisions: list[Decision]
+) -> None:
+    """Give the run's gate each decision, recording each one the workflow accepted.
+
+    GateRefused when the workflow refuses one (its validator: not an approver, gate closed);
+    ApiError 503 when Temporal cannot be reached.
+    """
+    handle = temporal.get_workflow_handle(run_id)
+    for decision in decisions:
+        try:
+            await handle.execute_update(DECIDE_UPDATE, decision, result_type=GateState)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise GateRefused(cause.type if isinstance(cause, ApplicationError) else None) from exc
+        except RPCError as exc:
+            raise ApiError(503, "the workflow service is unavailable; try again") from exc
+        await write(
+            sessions,
+            record_approval,
+            run_id,
+            decision.approver_key,
+            decision.by,
+            approved=decision.approve,
+        )

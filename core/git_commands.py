@@ -10,6 +10,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -67,6 +68,18 @@ class GitRunner:
             with_exceptions=False,
         )
         return status, str(out), self.redact(str(err))
+
+    def output(self, *args: str) -> bytes | None:
+        """The exact bytes `git args...` writes (None when it fails): for file contents."""
+        executable = git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"
+        done = subprocess.run(
+            [executable, *args],
+            env=self.env,
+            capture_output=True,
+            timeout=self.timeout,
+            check=False,
+        )
+        return done.stdout if done.returncode == 0 else None
 
     def redact(self, text: str) -> str:
         """`text` with every secret, raw or percent-encoded, replaced by ***."""

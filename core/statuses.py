@@ -129,3 +129,51 @@ def final_run_status(action_statuses: list[ActionStatus]) -> RunStatus:
     if any(s == ActionStatus.FAILED for s in action_statuses):
         return RunStatus.FAILED
     return RunStatus.SUCCEEDED
+
+
+# hoop: an exec's `output_status` (the 202 answer is the only "running" a client waits on).
+HOOP_OUTPUT_STATUS: dict[RunStatus, str] = {
+    **{s: "running" for s in RunStatus if s not in TERMINAL_RUN_STATUSES},
+    **{s: "failed" for s in TERMINAL_RUN_STATUSES},
+    RunStatus.SUCCEEDED: "success",
+}
+
+# hoop: a review's status once its session has passed review; before that, the decisions tell
+# (PENDING, or REJECTED on a rejection or when the review ran out).
+HOOP_REVIEW_STATUS: dict[RunStatus, str] = {
+    RunStatus.PENDING_APPROVAL: "PENDING",
+    RunStatus.REJECTED: "REJECTED",
+    RunStatus.EXPIRED: "REJECTED",
+    RunStatus.SCHEDULED: "APPROVED",
+    RunStatus.PENDING: "APPROVED",
+    RunStatus.INITIALIZING: "PROCESSING",
+    RunStatus.RUNNING: "PROCESSING",
+    RunStatus.SLEEPING: "PROCESSING",
+    RunStatus.STOPPING: "PROCESSING",
+    RunStatus.KILLING: "PROCESSING",
+    RunStatus.STOPPED: "EXECUTED",
+    RunStatus.KILLED: "EXECUTED",
+    RunStatus.SUCCEEDED: "EXECUTED",
+    RunStatus.FAILED: "EXECUTED",
+    RunStatus.INIT_FAILED: "EXECUTED",
+    RunStatus.TIMED_OUT: "EXECUTED",
+    RunStatus.SKIPPED: "EXECUTED",
+}
+
+
+def hoop_output_status(status: RunStatus | str) -> str:
+    """hoop's `output_status` of a session in a canonical status."""
+    return HOOP_OUTPUT_STATUS[RunStatus(status)]
+
+
+def hoop_session_status(status: RunStatus | str, *, reviewed: bool) -> str:
+    """hoop's session status: `open` until done, `ready` once its review has approved it."""
+    if RunStatus(status) in TERMINAL_RUN_STATUSES:
+        return "done"
+    approved = reviewed and RunStatus(status) != RunStatus.PENDING_APPROVAL
+    return "ready" if approved else "open"
+
+
+def hoop_review_status(status: RunStatus | str) -> str:
+    """hoop's review status of a reviewed session in a canonical status."""
+    return HOOP_REVIEW_STATUS[RunStatus(status)]

@@ -14,6 +14,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.hoop.connections import ConnectionSpecError, save_connection
 from api.mission_control.playbooks import SpecError, normalize_spec
 from api.mission_control.service import DIALECT
 from core.secrets import SecretBox
@@ -95,6 +96,7 @@ class Applier:
             "Component": self._resource,
             "Person": self._person,
             "Team": self._team,
+            "Connection": self._connection,
         }
 
     def apply(self, docs: list[dict[str, Any]]) -> list[Applied]:
@@ -215,3 +217,10 @@ class Applier:
         existed = self._session.scalar(select(Team).where(Team.name == name)) is not None
         team = upsert_team(self._session, name, members)
         return Applied("Team", name, team.id, "updated" if existed else "created")
+
+    def _connection(self, doc: dict[str, Any], where: str) -> Applied:
+        try:
+            row, created = save_connection(self._session, doc, box=self._box, user_id=self._user_id)
+        except ConnectionSpecError as exc:
+            raise DocumentError(f"{where}: {exc}") from exc
+        return Applied("Connection", row.name, row.id, "created" if created else "updated")

@@ -10,11 +10,8 @@ from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
-from api.db import read, write
+from api.db import read
 from api.deps import Services
 from api.errors import ApiError, bad_request, not_found
 from api.mission_control import schemas
@@ -26,15 +23,15 @@ from api.mission_control.playbooks import (
     has_approvers,
     secret_refs,
 )
-from api.runs import start_run
+from api.runs import GateRefused, send_decisions, start_run
 from core.artifacts import ArtifactNotFound, ArtifactStore
 from core.secrets import mask_refs
 from core.statuses import RunStatus, mission_control_run_status
 from core.store.models import Approval, Artifact, Definition, Resource, Run, Team, User, utcnow
-from core.store.runs import actions_of, approvals_of, record_approval
+from core.store.runs import actions_of, approvals_of
 from core.store.users import team_ids_of
 from core.timefmt import rfc3339
-from workflows.contracts import DECIDE_UPDATE, Decision, GateState, RunInput
+from workflows.contracts import Decision, RunInput
 from workflows.gate import gate_satisfied
 
 DIALECT = "mission_control"
@@ -176,23 +173,13 @@ def prepare_run(session: Session, user: User, body: schemas.RunRequest) -> Prepa
 async def approve_run(services: Services, user: User, playbook_id: str, run_id: str) -> None:
     """Record `user`'s approval of a pending run, opening its gate once the rule is met."""
     run_key, fresh = await read(services.sessions, approvals_to_give, user, playbook_id, run_id)
-    handle = services.temporal.get_workflow_handle(run_key)
-    for key in fresh:
-        try:
-            await handle.execute_update(
-                DECIDE_UPDATE,
-                Decision(approve=True, approver_key=key, by=user.id),
-                result_type=GateState,
-            )
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            kind = cause.type if isinstance(cause, ApplicationError) else None
-            if kind == "NotApprover":
-                raise ApiError(403, "you are not allowed to approve this playbook run") from exc
-            raise ApiError(409, "playbook run is not pending approval") from exc
-        except RPCError as exc:
-            raise ApiError(503, "the workflow service is unavailable; try again") from exc
-        await write(services.sessions, record_approval, run_key, key, user.id)
+    decisions = [Decision(approve=True, approver_key=key, by=user.id) for key in fresh]
+    try:
+        await send_decisions(services.sessions, services.temporal, run_key, decisions)
+    except GateRefused as exc:
+        if exc.kind == "NotApprover":
+            raise ApiError(403, "you are not allowed to approve this playbook run") from exc
+        raise ApiError(409, "playbook run is not pending approval") from exc
 
 
 def approvals_to_give(

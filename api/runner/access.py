@@ -7,15 +7,14 @@ is the body read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query
 
 from api.deps import ServicesDep
-from api.errors import ApiError, bad_request
+from api.errors import ApiError
 from core.store.accounts import account_of
 from core.store.models import Account, User
 from core.store.users import role_at_least, user_for_token
@@ -26,7 +25,6 @@ RUNNER_ROLES: dict[str, list[str]] = {
     "operator": ["ServerOperator"],
     "viewer": ["AccountViewer"],
 }
-MAX_BODY = 1024 * 1024
 MAX_PAGE = 2**31 - 1
 
 
@@ -131,23 +129,3 @@ def paging(
 
 
 PageDep = Annotated[Page, Depends(paging)]
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-async def json_body(request: Request) -> Any:
-    """The request body as JSON (None when empty); 400 naming the problem, 413 when huge."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"body: larger than {MAX_BODY} bytes")
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise bad_request(f"body: invalid JSON: {exc}") from exc
-
-
-JsonBody = Annotated[Any, Depends(json_body)]

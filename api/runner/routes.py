@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import ServicesDep, SessionDep
-from api.errors import json_request_body
+from api.errors import JsonBody, json_request_body
 from api.runner import executions, identity, schedules, schemas, service
 from api.runner.access import (
     AdminCaller,
-    JsonBody,
     OperatorCaller,
     PageDep,
     RunnerCaller,

@@ -190,16 +190,29 @@ def events_of(
 
 
 def record_approval(
-    session: Session, run_id: str, approver_key: str, decided_by: str, *, comment: str = ""
+    session: Session,
+    run_id: str,
+    approver_key: str,
+    decided_by: str,
+    *,
+    comment: str = "",
+    approved: bool = True,
 ) -> bool:
-    """Record an approval once per approver key; False when it was already there."""
+    """Record a decision (an approval unless `approved` is False) once per approver key;
+    False when one was already there."""
     existing = session.scalar(
         select(Approval).where(Approval.run_id == run_id, Approval.approver_key == approver_key)
     )
     if existing is not None:
         return False
     session.add(
-        Approval(run_id=run_id, approver_key=approver_key, decided_by=decided_by, comment=comment)
+        Approval(
+            run_id=run_id,
+            approver_key=approver_key,
+            decided_by=decided_by,
+            comment=comment,
+            approved=approved,
+        )
     )
     session.flush()
     return True
