@@ -47,8 +47,9 @@ spec:
 class DevStack:
     """A `runwright dev` process on free ports, in its own working directory."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.cwd = cwd
+        self.extra_env = env or {}
         self.api_port, self.temporal_port, self.ui_port = free_port(), free_port(), free_port()
         self.log = cwd / f"dev-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -61,6 +62,7 @@ class DevStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWRIGHT_")} | {
             "RUNWRIGHT_TEMPORAL_PORT": str(self.temporal_port),
             "RUNWRIGHT_UI_PORT": str(self.ui_port),
+            **self.extra_env,
         }
         runwright = Path(sys.executable).parent / "runwright"
         self.proc = subprocess.Popen(
@@ -169,3 +171,97 @@ def test_dev_stack_runs_documented_calls_and_restarts(tmp_path: Path) -> None:
             again.kill()
     finally:
         dev.kill()
+
+
+RUNBOOK_DOCUMENTS = """
+kind: Connection
+name: ops-shell
+type: custom
+command: [bash]
+runbooks: {path_prefix: ops/}
+---
+kind: Connection
+name: reviewed-shell
+type: custom
+command: [bash]
+reviewers: [sre]
+runbooks: {path_prefix: ops/}
+---
+kind: Person
+email: approver@local
+password: approver
+role: operator
+---
+kind: Team
+name: sre
+members: [approver@local]
+"""
+
+
+def test_dev_stack_runs_the_runbook_walkthrough_and_a_review_outlives_it(tmp_path: Path) -> None:
+    """The README's hoop calls against `runwright dev`; a review made before Ctrl-C is approved
+    after a fresh start (Temporal, worker and API all restarted) and then runs."""
+    runbooks = make_repo(
+        tmp_path / "runbooks",
+        {"ops/hello.runbook.sh": 'echo hello {{ .name | required "who?" | squote }}\n'},
+    )
+    env = {"RUNWRIGHT_RUNBOOKS_GIT_URL": runbooks}
+    dev = DevStack(tmp_path, env)
+    try:
+        dev.start()
+        runwright = Path(sys.executable).parent / "runwright"
+        applied = subprocess.run(
+            [str(runwright), "apply", "-f", "-", "--server", dev.url],
+            input=RUNBOOK_DOCUMENTS,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "Connection ops-shell created" in applied.stdout
+        token = httpx.post(f"{dev.url}/api/tokens", auth=AUTH, json={"name": "cli"}).json()["token"]
+        listed = httpx.get(
+            f"{dev.url}/api/plugins/runbooks/templates",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert [i["name"] for i in listed.json()["items"]] == ["ops/hello.runbook.sh"]
+        body = {"file_name": "ops/hello.runbook.sh", "parameters": {"name": "ops"}}
+        done = httpx.post(
+            f"{dev.url}/api/plugins/runbooks/connections/ops-shell/exec",
+            headers={"Api-Key": token},
+            json=body,
+            timeout=60,
+        )
+        assert done.status_code == 200, done.text
+        assert (done.json()["output"], done.json()["exit_code"]) == ("hello ops\n", 0)
+        review = httpx.post(
+            f"{dev.url}/api/plugins/runbooks/connections/reviewed-shell/exec",
+            headers={"Api-Key": token},
+            json=body,
+            timeout=60,
+        ).json()
+        assert review["has_review"] is True
+        assert dev.interrupt() == 0
+    finally:
+        dev.kill()
+
+    again = DevStack(tmp_path, env)
+    try:
+        again.start()
+        session_id = review["session_id"]
+        decided = httpx.put(
+            f"{again.url}/api/reviews/{session_id}",
+            auth=("approver@local", "approver"),
+            json={"status": "APPROVED"},
+            timeout=60,
+        )
+        assert decided.status_code == 200, decided.text
+        deadline = time.monotonic() + 60
+        while (session := httpx.get(f"{again.url}/api/sessions/{session_id}", auth=AUTH).json())[
+            "status"
+        ] != "done":
+            assert time.monotonic() < deadline, session
+            time.sleep(0.2)
+        assert (session["exit_code"], session["output"]) == (0, "hello ops\n")
+        assert again.interrupt() == 0
+    finally:
+        again.kill()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.api.hoop.support import OPERATOR, PG_PASSWORD, Hoop, b64, head_of
-from tests.integration.test_secrets import payloads_in
+from tests.integration.test_secrets import payloads_in, root_logging_captured
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +112,10 @@ async def test_env_vars_reach_the_process_and_never_the_outside(hoop: Hoop) -> N
             "envvar:EXPECTED_FILE": b64(content),
         },
     }
-    result = await exec_ok(hoop, "ops-shell", body)
+    with root_logging_captured() as capture:
+        result = await exec_ok(hoop, "ops-shell", body)
+    assert len(capture.lines) > 5, "the capture saw (almost) no log records"
+    assert [line for line in capture.lines if password in line or content in line] == []
     output = result["output"]
     assert "password-ok\nfile-ok\nmode=600\n" in output, output
     assert "greeting=********\n" in output  # the connection's own secret, masked
