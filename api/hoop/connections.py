@@ -30,8 +30,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _GROUP = re.compile(r"^[^\s,][^,]{0,199}$")
 _FIELDS = (
-    "name", "type", "subtype", "command", "env", "secret", "dsn", "reviewers", "runbooks",
-    "access_mode_runbooks",
+    "name", "type", "subtype", "command", "env", "secret", "dsn", "password", "reviewers",
+    "runbooks", "access_mode_runbooks",
 )  # fmt: skip
 
 
@@ -163,6 +163,19 @@ def connection_spec(
                 raise ConnectionSpecError("dsn: masked, but no value is stored to keep")
         else:
             dsn_ref = put_secret(dsn)
+    password = doc.get("password")
+    if password not in (None, ""):
+        # hoop's database convention: the password is the PASS secret of the connection.
+        if not isinstance(password, str):
+            raise ConnectionSpecError("password: must be a string")
+        if ctype != "database":
+            raise ConnectionSpecError("password: only database connections have one")
+        if password == MASK:
+            if not is_ref(old_env.get("PASS")):
+                raise ConnectionSpecError("password: masked, but no value is stored to keep")
+            env["PASS"] = old_env["PASS"]
+        else:
+            env["PASS"] = put_secret(password)
     reviewers = _strings(doc.get("reviewers"), "reviewers")
     for group in reviewers:
         if not _GROUP.match(group):
@@ -265,4 +278,6 @@ def connection_view(row: Definition) -> dict[str, Any]:
     }
     if spec.get("dsn"):
         view["dsn"] = MASK
+    if spec["type"] == "database" and "PASS" in env_names:
+        view["password"] = MASK
     return view

@@ -43,6 +43,7 @@ RUNBOOKS: dict[str, str] = {
     "ops/slow.runbook.sh": "sleep {{ .seconds }}\necho slept\n",
     "ops/big.runbook.sh": "python3 -c 'print(\"é\" * 100)'\n",
     "ops/broken.runbook.sh": '{{ .x | require "y" }}\n',
+    "ops/shell.runbook.sh": '{{ exec "id" }}{{ call .x }}\n',
     "ops/inject-squote.runbook.sh": "printf '%s\\n' {{ .value | squote }}\n",
     "ops/inject-dquote.runbook.sh": "printf '%s\\n' {{ .value | dquote }}\n",
     "ops/inject-plain.runbook.sh": "echo {{ .value }}\n",
@@ -50,6 +51,7 @@ RUNBOOKS: dict[str, str] = {
     "other/outside.runbook.sh": "echo outside\n",
     "py/hello.runbook.py": "print('py', {{ .value | squote }})\n",
     "sql/query.runbook.sql": "SELECT {{ .value | squote }} AS v;\n",
+    "sql/password.runbook.sql": '\\! test "$PGPASSWORD" = "$EXPECTED" && echo password-ok\n',
 }
 
 
@@ -118,6 +120,12 @@ CONNECTIONS: list[dict[str, Any]] = [
         "runbooks": {"path_prefix": "ops/"},
     },
     {"name": "py", "type": "custom", "command": ["python3"], "runbooks": {"path_prefix": "py/"}},
+    {
+        "name": "app",
+        "type": "application",
+        "command": ["python3", "-I"],
+        "runbooks": {"path_prefix": "py/"},
+    },
     {
         "name": "reviewed",
         "type": "custom",

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from core.store.models import Secret
-from tests.api.hoop.support import OPERATOR, Hoop, b64
+from tests.api.hoop.conftest import libpq_dsn
+from tests.api.hoop.support import OPERATOR, PG_PASSWORD, Hoop, b64
 
 
 async def test_secrets_are_masked_and_encrypted_at_rest(hoop: Hoop) -> None:
@@ -139,3 +140,31 @@ runbooks: {path_prefix: ops/}
     )
     assert bad.status_code == 400
     assert "command" in bad.json()["message"]
+
+
+async def test_a_database_password_reaches_the_client_only(hoop: Hoop, postgres_url: str) -> None:
+    """`password` is stored as the connection's PASS secret, masked on read, and psql gets it
+    as PGPASSWORD (the runbook compares it to the expected value inside the process)."""
+    dsn = libpq_dsn(postgres_url).replace(f":{PG_PASSWORD}@", "@")
+    body = {
+        "name": "pg-password",
+        "type": "database",
+        "subtype": "postgres",
+        "dsn": dsn,
+        "password": "separate-pass-3141",
+        "runbooks": {"path_prefix": "sql/"},
+    }
+    created = await hoop.stack.api.post("/api/connections", json=body, headers=hoop.admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["password"] == "********"
+    assert "separate-pass-3141" not in created.text
+    response = await hoop.exec(
+        "pg-password",
+        {
+            "file_name": "sql/password.runbook.sql",
+            "env_vars": {"envvar:EXPECTED": b64("separate-pass-3141")},
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert "password-ok" in response.json()["output"], response.json()
+    assert "separate-pass-3141" not in response.text

@@ -69,10 +69,11 @@ async def test_client_args_reach_the_command(hoop: Hoop) -> None:
     assert "+ echo hello x" in result["output"]
 
 
-async def test_python_runbook(hoop: Hoop) -> None:
-    """A custom python3 connection runs a .runbook.py from stdin."""
+@pytest.mark.parametrize("connection", ["py", "app"])
+async def test_python_runbook(hoop: Hoop, connection: str) -> None:
+    """A custom and an application python3 connection run a .runbook.py from stdin."""
     result = await exec_ok(
-        hoop, "py", {"file_name": "py/hello.runbook.py", "parameters": {"value": "snake"}}
+        hoop, connection, {"file_name": "py/hello.runbook.py", "parameters": {"value": "snake"}}
     )
     assert (result["exit_code"], result["output"]) == (0, "py snake\n")
 

@@ -55,6 +55,7 @@ HELLO = "ops/hello.runbook.sh"
         ("ops-shell", {"file_name": "ops/../other/outside.runbook.sh"}, 400, "file_name"),
         ("ops-shell", {"file_name": "/etc/passwd"}, 400, "file_name"),
         ("ops-shell", {"file_name": "ops/broken.runbook.sh"}, 400, "require"),
+        ("ops-shell", {"file_name": "ops/shell.runbook.sh"}, 400, 'function "exec" not defined'),
         (
             "ops-shell",
             {"file_name": "ops/inject-plain.runbook.sh", "parameters": {"value": "$(id)"}},

@@ -24,6 +24,7 @@ async def test_all_templates_with_parameters_and_connections(hoop: Hoop) -> None
     assert hello["metadata"]["name"]["type"] == "text"
     assert hello["connections"] == ["ops-shell", "reviewed"]
     assert items["sql/query.runbook.sql"]["connections"] == ["lite", "pg"]
+    assert items["py/hello.runbook.py"]["connections"] == ["app", "py"]
     assert items["other/outside.runbook.sh"]["connections"] == []
     broken = items["ops/broken.runbook.sh"]
     assert broken["metadata"] == {}
