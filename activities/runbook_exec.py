@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -447,6 +448,7 @@ def run_runbook(ctx: ActionContext) -> Executed:
             | plan.template_env
             | plan.connection_vars
         )
+        started = time.monotonic()
         try:
             outcome = run_process(
                 plan.argv,
@@ -471,6 +473,7 @@ def run_runbook(ctx: ActionContext) -> Executed:
                     "truncated": output.truncated,
                     "exit_code_source": "start_failed",
                     "output_bytes": output.total,
+                    "elapsed_ms": 0,
                 },
             )
     code, source = _exit_code(outcome.exit_code)
@@ -491,5 +494,7 @@ def run_runbook(ctx: ActionContext) -> Executed:
             "truncated": output.truncated,
             "exit_code_source": source,
             "output_bytes": output.total,
+            # The program's own run time: hoop's `execution_time`, without the engine's share.
+            "elapsed_ms": int((time.monotonic() - started) * 1000),
         },
     )

@@ -1,4 +1,4 @@
-"""All four benchmarks on one Temporal dev server, then every ratio in one table.
+"""All five benchmarks on one Temporal dev server, then every ratio in one table.
 
     python bench/run.py [--quick]
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import ansible_overhead, approval_memory, runner_executions, throughput
+from bench import ansible_overhead, approval_memory, runbook_exec, runner_executions, throughput
 from bench.common import Measure, Report, quick_flag, table, temporal_dev_server, timed
 
 MEASURES: list[Measure] = [
@@ -26,6 +26,7 @@ MEASURES: list[Measure] = [
     throughput.measure,
     # Before approval_memory: the runs it leaves waiting stay open on the dev server.
     runner_executions.measure,
+    runbook_exec.measure,
     approval_memory.measure,
 ]
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from api.db import read, write
@@ -207,6 +208,8 @@ async def exec_runbook(
         await asyncio.wait_for(handle.result(), timeout=settings.runbooks_exec_wait_seconds)
     except TimeoutError:
         return 202, running_response(session_id)
+    except WorkflowFailureError:
+        pass  # terminated from outside: the recorded state says what there is to say
     except RPCError as exc:
         raise ApiError(503, "the workflow service is unavailable; poll the session") from exc
     view = await read(services.sessions, session_outcome, session_id)
@@ -242,11 +245,11 @@ def _outcome(run: Run, action: RunAction | None) -> schemas.ExecResponse:
     error = (action.error if action is not None else None) or run.error
     if exit_code is None and not output and error:
         output = error  # upstream puts an internal failure's text in the output
-    elapsed = 0
-    if action is not None and action.start_time and action.end_time:
+    elapsed = result.get("elapsed_ms")
+    if elapsed is None and action is not None and action.start_time and action.end_time:
         elapsed = int((action.end_time - action.start_time).total_seconds() * 1000)
     return schemas.ExecResponse(
-        execution_time=elapsed,
+        execution_time=int(elapsed or 0),
         exit_code=NO_EXIT_CODE if exit_code is None else int(exit_code),
         has_review=reviewed,
         output=output,

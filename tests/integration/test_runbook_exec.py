@@ -348,6 +348,8 @@ def test_bash_runs_the_input_and_succeeds(runner: Runner) -> None:
     assert result.error is None
     assert result.stdout == "hello\nfrom bash\n"
     assert result.stderr == ""
+    elapsed = result.data.pop("elapsed_ms")
+    assert isinstance(elapsed, int) and 0 <= elapsed < 10_000
     assert result.data == {"truncated": False, "exit_code_source": "process", "output_bytes": 16}
     assert runner.stored_output() == "hello\nfrom bash\n"
     assert runner.output_events() == ["hello", "from bash"]

@@ -177,6 +177,7 @@ async def test_slow_runbook_answers_202_then_the_session_reports_it(hoop: Hoop) 
         assert time.monotonic() < deadline, session
         await asyncio.sleep(0.2)
     assert (session["exit_code"], session["output"]) == (0, "slept\n")
+    assert 2900 <= session["execution_time"] < 30_000  # the program's own run time, in ms
 
 
 async def test_output_is_cut_at_the_cap_on_a_character_boundary(hoop: Hoop) -> None:
