@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.store.session import transaction
+from core.store.users import upsert_team
 from tests.api.hoop.conftest import libpq_dsn
 from tests.api.hoop.support import BOTH, DBA, OPERATOR, SEC, Hoop, make_runbook_repo, seed
 from tests.conftest import TEST_SECRET_KEY
-from tests.stack import make_settings, stack_for
+from tests.stack import ADMIN, make_settings, stack_for
 
 HELLO = {"file_name": "ops/hello.runbook.sh", "parameters": {"name": "reviewed"}}
 
@@ -136,3 +138,19 @@ async def test_a_review_survives_a_restart_of_the_api_and_worker(
             assert (await decide(seeded, review_id, "APPROVED", email)).status_code == 200
         session = await wait_done(seeded, review_id)
     assert (session["exit_code"], session["output"]) == (0, "hello reviewed\nto-stderr\ndone\n")
+
+
+async def test_an_admin_may_approve_their_own_session(hoop: Hoop) -> None:
+    """The exception to the self-approval rule: an admin in both groups approves their own."""
+    with transaction(hoop.stack.sessions) as session:
+        upsert_team(session, "dba", [DBA, BOTH, ADMIN[0]])
+        upsert_team(session, "sec", [SEC, BOTH, ADMIN[0]])
+    try:
+        review_id = await start_review(hoop, email=ADMIN[0])
+        response = await decide(hoop, review_id, "APPROVED", ADMIN[0])
+        assert response.status_code == 200, response.text
+        assert (await wait_done(hoop, review_id))["exit_code"] == 0
+    finally:
+        with transaction(hoop.stack.sessions) as session:
+            upsert_team(session, "dba", [DBA, BOTH])
+            upsert_team(session, "sec", [SEC, BOTH])
