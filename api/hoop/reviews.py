@@ -17,7 +17,7 @@ from api.db import read
 from api.deps import Services
 from api.errors import ApiError, bad_request, not_found
 from api.hoop.connections import DIALECT
-from api.hoop.sessions import group_key, is_uuid, member_groups
+from api.hoop.sessions import group_key, is_uuid, may_see, member_groups
 from api.runs import GateRefused, send_decisions
 from core.statuses import RunStatus, hoop_review_status
 from core.store.models import Definition, Run, User
@@ -79,16 +79,10 @@ def review_view(session: Session, run: Run, connection: Definition) -> dict[str,
     }
 
 
-def _may_see(session: Session, user: User, run: Run) -> bool:
-    if user.role == "admin" or run.created_by == user.id:
-        return True
-    return bool(set(run.parameters.get("review_groups") or []) & member_groups(session, user))
-
-
 def get_review(session: Session, user: User, review_id: str) -> dict[str, Any]:
     """One review the caller may see."""
     run, connection = _reviewed_run(session, review_id)
-    if not _may_see(session, user, run):
+    if not may_see(session, user, run):
         raise not_found("review not found")
     return review_view(session, run, connection)
 
@@ -100,7 +94,7 @@ def list_reviews(session: Session, user: User) -> list[dict[str, Any]]:
     ).all()
     out = []
     for run in runs:
-        if not run.parameters.get("reviewed") or not _may_see(session, user, run):
+        if not run.parameters.get("reviewed") or not may_see(session, user, run):
             continue
         connection = session.get(Definition, run.definition_id)
         if connection is not None:

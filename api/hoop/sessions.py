@@ -267,11 +267,11 @@ def session_outcome(session: Session, session_id: str) -> schemas.ExecResponse:
     return _outcome(run, _action_of(session, session_id))
 
 
-def _sessions_visible_to(session: Session, user: User, run: Run, connection: Definition) -> bool:
+def may_see(session: Session, user: User, run: Run) -> bool:
+    """Whether `user` may read a session (and its review): admins, its owner, its reviewers."""
     if user.role == "admin" or run.created_by == user.id:
         return True
-    groups = set(connection.spec.get("reviewers") or [])
-    return bool(groups & member_groups(session, user))
+    return bool(set(run.parameters.get("review_groups") or []) & member_groups(session, user))
 
 
 def member_groups(session: Session, user: User) -> set[str]:
@@ -288,7 +288,7 @@ def session_view(session: Session, user: User, session_id: str) -> dict[str, Any
     connection = session.get(Definition, run.definition_id) if run is not None else None
     if run is None or run.dialect != DIALECT or connection is None:
         raise not_found("session not found")
-    if not _sessions_visible_to(session, user, run, connection):
+    if not may_see(session, user, run):
         raise not_found("session not found")
     owner = session.get(User, run.created_by) if run.created_by else None
     params = run.parameters

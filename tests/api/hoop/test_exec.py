@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.hoop.support import OPERATOR, PG_PASSWORD, Hoop, b64, head_of
+from tests.api.hoop.support import OPERATOR, PG_PASSWORD, VIEWER, Hoop, b64, head_of
 from tests.integration.test_secrets import payloads_in, root_logging_captured
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,11 @@ async def test_bash_runbook_runs_and_answers_with_its_output(hoop: Hoop) -> None
     assert result["has_review"] is False
     assert result["truncated"] is False
     assert isinstance(result["execution_time"], int) and result["execution_time"] >= 0
-    session = (await hoop.get(f"/api/sessions/{result['session_id']}")).json()
+    url = f"/api/sessions/{result['session_id']}"
+    assert (await hoop.get(url, auth=hoop.auth(OPERATOR))).status_code == 200  # its owner
+    hidden = await hoop.get(url, auth=hoop.auth(VIEWER))  # neither owner, reviewer nor admin
+    assert (hidden.status_code, hidden.json()) == (404, {"message": "session not found"})
+    session = (await hoop.get(url)).json()
     assert session["status"] == "done"
     assert session["exit_code"] == 0
     assert session["connection"] == "ops-shell"
