@@ -34,6 +34,16 @@ class ProcessOutcome:
     cancelled: bool
     stopped: bool = False  # asked to end (SIGTERM) and did
 
+    def interruption(self, timeout_seconds: float | None) -> str | None:
+        """Why the process ended early: "timed out after Ns", "killed" or "stopped" (else None)."""
+        if self.timed_out:
+            return f"timed out after {timeout_seconds or 0:g}s"
+        if self.cancelled:
+            return "killed"
+        if self.stopped:
+            return "stopped"
+        return None
+
 
 def new_mark() -> str:
     """A unique marker value for one action's processes."""

@@ -477,14 +477,8 @@ def run_runbook(ctx: ActionContext) -> Executed:
                 },
             )
     code, source = _exit_code(outcome.exit_code)
-    error: str | None = None
-    if outcome.timed_out:
-        error = f"timed out after {timeout:g}s"
-    elif outcome.cancelled:
-        error = "killed"
-    elif outcome.stopped:
-        error = "stopped"
-    elif code != 0:
+    error = outcome.interruption(timeout)
+    if error is None and code != 0:
         error = f"exit code {code}{_signal_note(code, source)}"
     return Executed(
         stdout=output.text(),

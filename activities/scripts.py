@@ -92,14 +92,8 @@ def run_script(
         )
     stdout = _tail(stdout_path).strip()
     stderr = _tail(stderr_path).strip()
-    error: str | None = None
-    if outcome.timed_out:
-        error = f"timed out after {timeout_seconds:g}s"
-    elif outcome.cancelled:
-        error = "killed"
-    elif outcome.stopped:
-        error = "stopped"
-    elif outcome.exit_code != 0:
+    error = outcome.interruption(timeout_seconds)
+    if error is None and outcome.exit_code != 0:
         error = (
             f"non-zero exit-code: {outcome.exit_code}. "
             f"(stdout={stdout[-ERROR_SNIPPET:]}) (stderr={stderr[-ERROR_SNIPPET:]})"
