@@ -7,16 +7,18 @@ is the body read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Query
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from api.deps import ServicesDep
 from api.errors import ApiError
 from core.store.accounts import account_of
-from core.store.models import Account, User
+from core.store.models import Account, Base, User
 from core.store.users import role_at_least, user_for_token
 
 # Our roles as the login response names them (CenturyLink Cloud's role names).
@@ -26,6 +28,7 @@ RUNNER_ROLES: dict[str, list[str]] = {
     "viewer": ["AccountViewer"],
 }
 MAX_PAGE = 2**31 - 1
+M = TypeVar("M", bound=Base)
 
 
 class BearerRequired(ApiError):
@@ -118,6 +121,18 @@ class Page:
     def offset(self) -> int:
         """Rows before this page."""
         return self.page * self.size
+
+
+def newest_first(
+    session: Session, model: type[M], where: Sequence[ColumnElement[bool]], page: Page
+) -> tuple[int, list[M]]:
+    """(How many rows match, the page of them), most recently created first."""
+    total = session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+    order = (model.created_at.desc(), model.id.desc())  # type: ignore[attr-defined]
+    rows = session.scalars(
+        select(model).where(*where).order_by(*order).offset(page.offset).limit(page.size)
+    )
+    return total, list(rows)
 
 
 def paging(

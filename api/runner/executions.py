@@ -22,7 +22,7 @@ from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError, bad_request
 from api.runner import schemas
-from api.runner.access import AccountCaller, Page
+from api.runner.access import AccountCaller, Page, newest_first
 from api.runner.documents import execution_document, status_events
 from api.runner.fields import FieldError, as_bad_request
 from api.runner.launch import (
@@ -185,14 +185,7 @@ def list_executions(
     if job_id is not None:
         find_job(session, account.id, job_id, include_deleted=True)
         where.append(Run.definition_id == job_id)
-    total = session.scalar(select(func.count()).select_from(Run).where(*where)) or 0
-    rows = session.scalars(
-        select(Run)
-        .where(*where)
-        .order_by(Run.created_at.desc(), Run.id.desc())
-        .offset(page.offset)
-        .limit(page.size)
-    )
+    total, rows = newest_first(session, Run, where, page)
     return schemas.ExecutionPage(
         totalSize=total,
         page=page.page,

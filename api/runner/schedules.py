@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from temporalio.client import (
     Schedule,
@@ -41,7 +41,7 @@ from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError, bad_request, not_found
 from api.runner import schemas
-from api.runner.access import AccountCaller, Page
+from api.runner.access import AccountCaller, Page, newest_first
 from api.runner.executions import run_input_for
 from api.runner.fields import FieldError, as_bad_request
 from api.runner.launch import ExecutionOptions
@@ -316,15 +316,7 @@ def list_schedules(
 ) -> schemas.JobSchedulePage:
     """A page of a live job's schedules, most recently created first."""
     find_job(session, account.id, job_id)
-    where = ScheduleRow.definition_id == job_id
-    total = session.scalar(select(func.count()).select_from(ScheduleRow).where(where)) or 0
-    rows = session.scalars(
-        select(ScheduleRow)
-        .where(where)
-        .order_by(ScheduleRow.created_at.desc(), ScheduleRow.id.desc())
-        .offset(page.offset)
-        .limit(page.size)
-    )
+    total, rows = newest_first(session, ScheduleRow, [ScheduleRow.definition_id == job_id], page)
     return schemas.JobSchedulePage(
         totalSize=total,
         page=page.page,

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -21,7 +21,7 @@ from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError
 from api.runner import schemas
-from api.runner.access import AccountCaller, Page
+from api.runner.access import AccountCaller, Page, newest_first
 from api.runner.documents import execution_link, job_document
 from api.runner.executions import start_execution
 from api.runner.fields import FieldError, as_bad_request
@@ -178,14 +178,7 @@ def list_jobs(session: Session, account: Account, page: Page) -> schemas.JobPage
         Definition.account_id == account.id,
         Definition.deleted_at.is_(None),
     )
-    total = session.scalar(select(func.count()).select_from(Definition).where(*where)) or 0
-    rows = session.scalars(
-        select(Definition)
-        .where(*where)
-        .order_by(Definition.created_at.desc(), Definition.id.desc())
-        .offset(page.offset)
-        .limit(page.size)
-    )
+    total, rows = newest_first(session, Definition, where, page)
     return schemas.JobPage(
         totalSize=total,
         page=page.page,
