@@ -35,9 +35,8 @@ from bench.common import (
     Ratio,
     Report,
     bearer,
+    report_alone,
     table,
-    temporal_dev_server,
-    timed,
 )
 from core.settings import Settings
 from core.store.models import RunEvent
@@ -310,12 +309,7 @@ def main() -> None:
     async def go(engine: Engine, _quick: bool) -> Report:
         return await measure_runs(engine, runs)
 
-    async def run() -> None:
-        async with temporal_dev_server() as engine:
-            report = await timed(go, engine, args.quick)
-        print(report.render(), flush=True)
-
-    asyncio.run(run())
+    report_alone(go, args.quick)
 
 
 if __name__ == "__main__":

@@ -158,7 +158,11 @@ def quick_flag(description: str) -> bool:
 
 def run_alone(measure: Measure, description: str) -> None:
     """The `python bench/<name>.py [--quick]` entry point: own dev server, one report."""
-    quick = quick_flag(description)
+    report_alone(measure, quick_flag(description))
+
+
+def report_alone(measure: Measure, quick: bool) -> None:
+    """Run one measurement on its own dev server and print its report."""
 
     async def main() -> None:
         async with temporal_dev_server() as engine:

@@ -43,9 +43,8 @@ from bench.common import (
     Report,
     median,
     p95,
+    report_alone,
     table,
-    temporal_dev_server,
-    timed,
 )
 from core.statuses import TERMINAL_RUN_STATUSES, RunStatus
 from core.store.accounts import add_account_user, ensure_account
@@ -377,12 +376,7 @@ def main() -> None:
     async def go(engine: Engine, _quick: bool) -> Report:
         return await measure_executions(engine, runs)
 
-    async def run() -> None:
-        async with temporal_dev_server() as engine:
-            report = await timed(go, engine, args.quick)
-        print(report.render(), flush=True)
-
-    asyncio.run(run())
+    report_alone(go, args.quick)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
+from temporalio.service import RetryConfig
+from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.mission_control.playbooks import action_specs
@@ -156,6 +158,26 @@ async def stack_for(
             else:
                 yield stack
     engine.dispose()
+
+
+async def client_of_a_stopped_temporal() -> Client:
+    """A client connected to a Temporal dev server that has then stopped: every call fails fast."""
+    server = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    client = await Client.connect(
+        server.client.service_client.config.target_host,
+        # Give up at once (with max_retries=0 the SDK still retried ten times, ~7 s a call).
+        retry_config=RetryConfig(
+            initial_interval_millis=10,
+            max_interval_millis=20,
+            max_elapsed_time_millis=200,
+            max_retries=1,
+        ),
+    )
+    await server.shutdown()
+    return client
 
 
 def git(cwd: Path, *args: str) -> str:

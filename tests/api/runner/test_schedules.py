@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +21,7 @@ from temporalio.client import (
     ScheduleDescription,
     ScheduleRange,
 )
-from temporalio.service import RetryConfig, RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.runner.fields import FieldError
 from api.runner.triggers import cron_expressions, parse_date, parse_schedule_body
@@ -41,7 +38,7 @@ from tests.api.runner.support import (
     seed,
 )
 from tests.conftest import TEST_SECRET_KEY
-from tests.stack import make_repo, make_settings, stack_for
+from tests.stack import client_of_a_stopped_temporal, make_repo, make_settings, stack_for
 from workflows.contracts import RUN_WORKFLOW, RunInput
 
 SERVICE_ACCOUNT = "scheduler"
@@ -539,20 +536,7 @@ async def test_a_job_update_retargets_and_a_job_delete_removes_its_schedules(
 async def down(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runner]:
     """A runwright whose Temporal server has gone away after it connected (no worker), with
     the service account `scheduler`."""
-    server = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        dev_server_extra_args=["--log-level", "error"],
-    )
-    client = await Client.connect(
-        server.client.service_client.config.target_host,
-        retry_config=RetryConfig(
-            initial_interval_millis=10,
-            max_interval_millis=20,
-            max_elapsed_time_millis=200,
-            max_retries=1,
-        ),
-    )
-    await server.shutdown()
+    client = await client_of_a_stopped_temporal()
     settings = make_settings(tmp_path_factory.mktemp("down"), secret_key=TEST_SECRET_KEY)
     async with stack_for(settings, client, worker=False) as stack:
         runner = seed(stack)

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from temporalio.client import Client
-from temporalio.service import RetryConfig
-from temporalio.testing import WorkflowEnvironment
 
 from core.statuses import RunStatus
 from core.store.models import Definition, Run, Schedule
 from core.store.session import transaction
 from tests.api.runner.support import ACME, KEY_B64, Runner, job_body, message_of, seed
 from tests.conftest import TEST_SECRET_KEY
-from tests.stack import make_settings, stack_for
+from tests.stack import client_of_a_stopped_temporal, make_settings, stack_for
 
 UNAVAILABLE = "the workflow service is unavailable"
 
@@ -24,21 +19,7 @@ UNAVAILABLE = "the workflow service is unavailable"
 @pytest.fixture(scope="module")
 async def down(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runner]:
     """A runwright whose Temporal server has gone away after it connected (no worker)."""
-    server = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        dev_server_extra_args=["--log-level", "error"],
-    )
-    client = await Client.connect(
-        server.client.service_client.config.target_host,
-        # Give up at once (with max_retries=0 the SDK still retried ten times, ~7 s a call).
-        retry_config=RetryConfig(
-            initial_interval_millis=10,
-            max_interval_millis=20,
-            max_elapsed_time_millis=200,
-            max_retries=1,
-        ),
-    )
-    await server.shutdown()
+    client = await client_of_a_stopped_temporal()
     settings = make_settings(tmp_path_factory.mktemp("down"), secret_key=TEST_SECRET_KEY)
     async with stack_for(settings, client, worker=False) as stack:
         yield seed(stack)
