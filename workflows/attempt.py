@@ -62,9 +62,10 @@ def worker_lost(err: ActivityError) -> bool:
     return isinstance(cause, TimeoutError) and cause.type in LOST_WORKER_TIMEOUTS
 
 
-def failure_message(err: ActivityError) -> str:
-    """The innermost failure message: what actually went wrong, not "activity failed"."""
-    cause: BaseException | None = err.cause
+def failure_message(err: Exception) -> str:
+    """The innermost failure message of a failed activity or refused update: what actually
+    went wrong, not "activity failed"."""
+    cause: BaseException | None = getattr(err, "cause", None)
     message = str(err)
     while isinstance(cause, FailureError):
         message = cause.message or message

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.db import read, write
@@ -41,6 +40,7 @@ from core.statuses import KILLABLE, RESTARTABLE, STOPPABLE, RunStatus, runner_ru
 from core.store.models import Account, Definition, Run, RunEvent, utcnow
 from core.store.runs import events_of
 from core.store.secret_values import put_secret
+from workflows.attempt import failure_message
 from workflows.contracts import CONTROL_UPDATE, Control, RunInput
 
 CONCURRENCY_LIMIT = 4  # the FAQ: "the maximum number of concurrent jobs is four (4)"
@@ -268,16 +268,6 @@ def check_signal(
     return run.id
 
 
-def _reason(exc: WorkflowUpdateFailedError) -> str:
-    """The innermost failure message of a refused update (the workflow's own words)."""
-    cause: BaseException | None = exc.cause
-    message = str(exc)
-    while isinstance(cause, FailureError):
-        message = cause.message or message
-        cause = cause.cause
-    return message
-
-
 async def signal_execution(
     services: Services,
     caller: AccountCaller,
@@ -302,7 +292,7 @@ async def signal_execution(
             rpc_timeout=CONTROL_TIMEOUT,
         )
     except WorkflowUpdateFailedError as exc:
-        raise bad_request(f"execution {run_id} cannot be {verb}: {_reason(exc)}") from exc
+        raise bad_request(f"execution {run_id} cannot be {verb}: {failure_message(exc)}") from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise bad_request(f"execution {run_id} has already ended") from exc
