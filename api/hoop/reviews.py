@@ -17,11 +17,12 @@ from api.db import read
 from api.deps import Services
 from api.errors import ApiError, bad_request, not_found
 from api.hoop.connections import DIALECT
-from api.hoop.sessions import group_key, is_uuid, may_see, member_groups
+from api.hoop.sessions import group_key, is_uuid, may_see
 from api.runs import GateRefused, send_decisions
 from core.statuses import RunStatus, hoop_review_status
 from core.store.models import Definition, Run, User
 from core.store.runs import approvals_of
+from core.store.users import team_names_of
 from workflows.contracts import Decision
 
 
@@ -105,9 +106,8 @@ def list_reviews(session: Session, user: User) -> list[dict[str, Any]]:
 def _keys_to_decide(session: Session, user: User, review_id: str, approve: bool) -> list[str]:
     """The approver keys this decision gives (checked against the rules above)."""
     run, _ = _reviewed_run(session, review_id)
-    mine = [
-        g for g in run.parameters.get("review_groups") or [] if g in member_groups(session, user)
-    ]
+    groups = team_names_of(session, user.id)
+    mine = [g for g in run.parameters.get("review_groups") or [] if g in groups]
     if not mine:
         raise ApiError(403, "you are not a member of any reviewer group of this review")
     if run.status != RunStatus.PENDING_APPROVAL:

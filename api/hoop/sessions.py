@@ -36,8 +36,8 @@ from core.statuses import (
     hoop_output_status,
     hoop_session_status,
 )
-from core.store.models import Definition, Run, RunAction, Team, User, utcnow
-from core.store.users import team_ids_of
+from core.store.models import Definition, Run, RunAction, User, utcnow
+from core.store.users import team_names_of
 from workflows.contracts import ActionSpec, GateSpec, RunInput
 
 NO_EXIT_CODE = -2  # the gateway has no exit code (upstream's nilExitCode)
@@ -271,15 +271,7 @@ def may_see(session: Session, user: User, run: Run) -> bool:
     """Whether `user` may read a session (and its review): admins, its owner, its reviewers."""
     if user.role == "admin" or run.created_by == user.id:
         return True
-    return bool(set(run.parameters.get("review_groups") or []) & member_groups(session, user))
-
-
-def member_groups(session: Session, user: User) -> set[str]:
-    """The names of the groups (teams) `user` belongs to."""
-    ids = team_ids_of(session, user.id)
-    if not ids:
-        return set()
-    return set(session.scalars(select(Team.name).where(Team.id.in_(ids))))
+    return bool(set(run.parameters.get("review_groups") or []) & team_names_of(session, user.id))
 
 
 def session_view(session: Session, user: User, session_id: str) -> dict[str, Any]:

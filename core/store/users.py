@@ -169,3 +169,14 @@ def teams_by_name(session: Session, names: list[str]) -> dict[str, Team]:
 def team_ids_of(session: Session, user_id: str) -> set[str]:
     """Ids of the teams `user_id` belongs to."""
     return set(session.scalars(select(TeamMember.team_id).where(TeamMember.user_id == user_id)))
+
+
+def team_names_of(session: Session, user_id: str) -> set[str]:
+    """Names of the teams `user_id` belongs to (hoop's groups)."""
+    return set(
+        session.scalars(
+            select(Team.name)
+            .join(TeamMember, TeamMember.team_id == Team.id)
+            .where(TeamMember.user_id == user_id)
+        )
+    )

@@ -13,17 +13,9 @@ from sqlalchemy import select
 from core.statuses import KILLABLE, RESTARTABLE, STOPPABLE, RunStatus, runner_run_status
 from core.store.models import RunEvent
 from tests.api.runner.support import ACME, Runner, job_body, message_of
+from tests.e2e.test_run_control import STOP_PLAYBOOK
 from tests.stack import make_repo
 
-SLOW_PLAYBOOK = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: slow
-      shell: "sleep 2 && touch {{ marker_dir }}/slow-done"
-    - name: next
-      shell: "touch {{ marker_dir }}/next-done"
-"""
 EXECUTION = "/jobs/{alias}/{job}/executions/{execution}"
 
 
@@ -122,7 +114,7 @@ async def test_bad_start_or_restart_body_is_400(
 def slow_repo(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A repository whose playbook has a two-second task, then another."""
     root = tmp_path_factory.mktemp("slow-repo")
-    return make_repo(root / "repo", {"site.yml": SLOW_PLAYBOOK})
+    return make_repo(root / "repo", {"site.yml": STOP_PLAYBOOK})
 
 
 async def wait_for_task(runner: Runner, execution_id: str, task: str) -> None:
