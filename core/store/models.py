@@ -82,6 +82,8 @@ class Account(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     alias: Mapped[str] = mapped_column(String(50), unique=True)
     location_alias: Mapped[str] = mapped_column(String(50), default="")
+    # The key callbacks of this account's runs are signed with (a secret reference), if set.
+    callback_secret_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -95,6 +97,8 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(300))
     role: Mapped[str] = mapped_column(String(20), default="viewer")  # viewer|operator|admin
+    # The role within `account_id` (Runner routes of that account only); None without one.
+    account_role: Mapped[str | None] = mapped_column(String(20))
     is_system: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
