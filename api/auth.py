@@ -46,7 +46,19 @@ def user_from_header(session: Session, authorization: str | None) -> User:
     raise Unauthorized(f"unsupported authorization scheme {scheme!r}")
 
 
+NO_PLATFORM_ROLE = "this needs a platform role; account users may use only the Runner API"
+
+
+def require_platform_user(user: User) -> User:
+    """`user`, who must hold a platform role: an account's own users reach only its Runner
+    routes, whatever their role there."""
+    if user.role is None:
+        raise ApiError(403, NO_PLATFORM_ROLE)
+    return user
+
+
 def require_role(user: User, role: str) -> None:
-    """Forbidden unless `user` has at least `role`."""
+    """Forbidden unless `user` has at least the platform role `role`."""
+    require_platform_user(user)
     if not role_at_least(user.role, role):
         raise ApiError(403, f"this needs the {role} role")

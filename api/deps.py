@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from api.auth import require_role, user_from_header
+from api.auth import require_platform_user, require_role, user_from_header
 from api.hoop.repository import RunbookRepository
 from core.artifacts import ArtifactStore
 from core.secrets import SecretBox
@@ -51,11 +51,12 @@ SessionDep = Annotated[Session, Depends(get_session)]
 def current_user(
     services: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> User:
-    """The authenticated caller, detached: checking who calls holds no connection afterwards."""
+    """The authenticated caller with a platform role, detached: checking who calls holds no
+    connection afterwards."""
     with services.sessions() as session:
         user = user_from_header(session, authorization)
         session.expunge(user)
-        return user
+    return require_platform_user(user)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -154,20 +154,32 @@ def _account_add(args: argparse.Namespace) -> None:
 
 def _user_add(args: argparse.Namespace) -> None:
     from core.store.accounts import AccountError, add_account_user, get_account
+    from core.store.users import get_by_email, upsert_user
 
     password = _read_password(args.password_stdin)
 
     def change(session: Session) -> str:
+        if args.account is None:
+            existed = get_by_email(session, args.email) is not None
+            user = upsert_user(session, args.email, password=password, role=args.role)
+            verb = "updated" if existed else "created"
+            return f"user {user.email} {verb}: platform {args.role}"
         account = get_account(session, args.account)
         if account is None:
             raise AccountError(f"account {args.account!r} does not exist")
         user, created = add_account_user(
             session, account, args.email, password=password, role=args.role
         )
+        if args.platform_role:
+            user.role = args.platform_role
         verb = "created" if created else "updated"
-        return f"user {user.email} {verb}: {args.role} of account {account.alias}"
+        platform = f", platform {user.role}" if user.role else ""
+        return f"user {user.email} {verb}: {args.role} of account {account.alias}{platform}"
 
     _in_database("user add", change)
+
+
+ROLE_CHOICES = ["admin", "operator", "viewer"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -197,15 +209,27 @@ def parser() -> argparse.ArgumentParser:
     account_add.add_argument("alias", help="the account alias (letters, digits, '-', '_')")
     account_add.add_argument("--location", default="", help="its location alias (data center)")
     account_add.set_defaults(run=_account_add)
-    user = sub.add_parser("user", help="users of Runner accounts").add_subparsers(
-        dest="action", required=True
-    )
+    users = sub.add_parser("user", help="platform users and users of Runner accounts")
+    user = users.add_subparsers(dest="action", required=True)
     user_add = user.add_parser(
-        "add", help="create a user of an account, or update one already in it"
+        "add",
+        help="create or update a user: of the platform, or with --account of a Runner account",
     )
     user_add.add_argument("email", help="the user name to sign in with")
-    user_add.add_argument("--account", required=True, help="the account alias")
-    user_add.add_argument("--role", required=True, choices=["admin", "operator", "viewer"])
+    user_add.add_argument(
+        "--account", help="the Runner account alias (without it: a platform user)"
+    )
+    user_add.add_argument(
+        "--role",
+        required=True,
+        choices=ROLE_CHOICES,
+        help="the platform role, or with --account the role in that account",
+    )
+    user_add.add_argument(
+        "--platform-role",
+        choices=ROLE_CHOICES,
+        help="with --account: also give this platform role (default: none)",
+    )
     user_add.add_argument(
         "--password-stdin",
         action="store_true",

@@ -23,7 +23,8 @@ DEV_ACCOUNT = "DEV"
 
 
 def seed_dev_admin(database_url: str) -> None:
-    """The dev-only admin the documents' examples use, admin of the Runner account `DEV`."""
+    """The dev-only admin the documents' examples use: a platform admin, and admin of the
+    Runner account `DEV` too."""
     engine = make_engine(database_url)
     with transaction(make_session_factory(engine)) as session:
         admin = upsert_user(
@@ -31,6 +32,7 @@ def seed_dev_admin(database_url: str) -> None:
         )
         if admin.account_id is None:
             admin.account_id = ensure_account(session, DEV_ACCOUNT).id
+        admin.account_role = "admin"
     engine.dispose()
 
 

@@ -18,9 +18,9 @@ from api.hoop.connections import ConnectionSpecError, save_connection
 from api.mission_control.playbooks import SpecError, normalize_spec
 from api.mission_control.service import DIALECT
 from core.secrets import SecretBox
-from core.store.models import Definition, Resource, Team, utcnow
+from core.store.models import Definition, Resource, Team, User, utcnow
 from core.store.secret_values import put_secret
-from core.store.users import ROLES, get_by_email, upsert_team, upsert_user
+from core.store.users import ROLES, get_by_email, role_at_least, upsert_team, upsert_user
 
 MISSION_CONTROL_API = "mission-control.flanksource.com/v1"
 RESOURCE_KINDS = {"ConfigItem": "config", "Check": "check", "Component": "component"}
@@ -83,12 +83,13 @@ class Applier:
     """Applies documents within one session; the caller commits."""
 
     def __init__(
-        self, session: Session, box: SecretBox, allowed_schemes: list[str], user_id: str
+        self, session: Session, box: SecretBox, allowed_schemes: list[str], caller: User
     ) -> None:
         self._session = session
         self._box = box
         self._schemes = allowed_schemes
-        self._user_id = user_id
+        self._caller = caller
+        self._user_id = caller.id
         self._kinds: dict[str, Callable[[dict[str, Any], str], Applied]] = {
             "Playbook": self._playbook,
             "ConfigItem": self._resource,
@@ -199,7 +200,8 @@ class Applier:
         password = doc.get("password")
         if password is not None and not isinstance(password, str):
             raise DocumentError(f"{where}: password must be a string")
-        existed = get_by_email(self._session, email) is not None
+        existing = get_by_email(self._session, email)
+        self._check_person_change(existing, role, where)
         user = upsert_user(
             self._session,
             email,
@@ -207,7 +209,19 @@ class Applier:
             password=password,
             role=role,
         )
-        return Applied("Person", user.email, user.id, "updated" if existed else "created")
+        return Applied("Person", user.email, user.id, "updated" if existing else "created")
+
+    def _check_person_change(self, existing: User | None, role: str | None, where: str) -> None:
+        """A Person document manages platform people only, and never above the caller."""
+        if existing is not None and existing.is_system:
+            raise DocumentError(f"{where}: {existing.email} is a system user")
+        if existing is not None and existing.account_id is not None:
+            raise DocumentError(
+                f"{where}: {existing.email} is a user of a Runner account; "
+                "change it with the Runner API or `runwright user add --account`"
+            )
+        if role and not role_at_least(self._caller.role, role):
+            raise DocumentError(f"{where}: role {role} is above your own")
 
     def _team(self, doc: dict[str, Any], where: str) -> Applied:
         name = _field(doc, "name", where)

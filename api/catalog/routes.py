@@ -61,7 +61,7 @@ async def apply_documents(request: Request, services: ServicesDep, user: AdminUs
         raise bad_request("body must be UTF-8 text") from exc
 
     def apply_all(session: Session) -> list[Applied]:
-        applier = Applier(session, services.box, services.settings.allowed_schemes, user.id)
+        applier = Applier(session, services.box, services.settings.allowed_schemes, user)
         return applier.apply(docs)
 
     try:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from api.auth import require_role, user_from_header
+from api.auth import require_platform_user, require_role, user_from_header
 from api.deps import ServicesDep
 from core.store.models import User
 
@@ -20,13 +20,13 @@ def hoop_user(
     authorization: Annotated[str | None, Header()] = None,
     api_key: Annotated[str | None, Header(alias="Api-Key")] = None,
 ) -> User:
-    """The authenticated caller, detached."""
+    """The authenticated caller with a platform role, detached."""
     if not authorization and api_key:
         authorization = f"Bearer {api_key.strip()}"
     with services.sessions() as session:
         user = user_from_header(session, authorization)
         session.expunge(user)
-        return user
+    return require_platform_user(user)
 
 
 def hoop_operator(user: Annotated[User, Depends(hoop_user)]) -> User:

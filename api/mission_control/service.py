@@ -300,9 +300,10 @@ def artifact_view(artifact: Artifact) -> schemas.Artifact:
 
 
 def artifacts_of_run(session: Session, run_id: str) -> list[schemas.Artifact]:
-    """The artifacts of a run ([] when it has none; 404 when the run does not exist)."""
+    """The artifacts of a run ([] when it has none; 404 when there is no such playbook run:
+    the runs of other APIs, Runner accounts' among them, are not shown here)."""
     run = session.get(Run, parse_uuid(run_id, "run_id"))
-    if run is None:
+    if run is None or run.dialect != DIALECT:
         raise not_found(f"playbook run(id={run_id}) not found")
     rows = session.scalars(
         select(Artifact).where(Artifact.run_id == run.id).order_by(Artifact.created_at)
@@ -311,9 +312,10 @@ def artifacts_of_run(session: Session, run_id: str) -> list[schemas.Artifact]:
 
 
 def get_artifact(session: Session, artifact_id: str) -> Artifact:
-    """An artifact row, or 404."""
+    """An artifact of a playbook run, or 404."""
     artifact = session.get(Artifact, parse_uuid(artifact_id, "artifact_id"))
-    if artifact is None:
+    run = session.get(Run, artifact.run_id) if artifact is not None else None
+    if artifact is None or run is None or run.dialect != DIALECT:
         raise not_found(f"artifact(id={artifact_id}) not found")
     return artifact
 

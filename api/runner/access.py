@@ -98,7 +98,7 @@ def _at_least(role: str) -> Callable[[AccountCaller], AccountCaller]:
     """A dependency: the account's caller, who must have at least `role`."""
 
     def check(caller: Annotated[AccountCaller, Depends(account_caller)]) -> AccountCaller:
-        if not role_at_least(caller.user.role, role):
+        if not role_at_least(caller.user.account_role, role):
             raise ApiError(403, f"this needs the {role} role ({', '.join(RUNNER_ROLES[role])})")
         return caller
 

@@ -83,7 +83,7 @@ async def login(services: Services, raw: Any) -> schemas.Login:
         userName=user.email,
         accountAlias=account.alias,
         locationAlias=account.location_alias,
-        roles=RUNNER_ROLES.get(user.role, []),
+        roles=RUNNER_ROLES.get(user.account_role or "", []),
         bearerToken=token,
     )
 

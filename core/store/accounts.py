@@ -74,8 +74,8 @@ def add_account_user(
 ) -> tuple[User, bool]:
     """Create a user of `account`, or update one already in it; (user, created).
 
-    A user of another account is refused: moving people between tenants is not a side effect
-    of adding them.
+    `role` is the account role; a new user gets no platform role. A user of another account is
+    refused: moving people between tenants is not a side effect of adding them.
     """
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
@@ -84,14 +84,14 @@ def add_account_user(
     user = get_by_email(session, email)
     created = user is None
     if user is None:
-        user = User(email=email.strip().lower(), role=role, account_id=account.id)
+        user = User(email=email.strip().lower(), role=None, account_id=account.id)
         session.add(user)
     elif user.is_system:
         raise AccountError(f"{email} is a system user")
     elif user.account_id not in (None, account.id):
         raise AccountError(f"{email} belongs to another account")
     user.account_id = account.id
-    user.role = role
+    user.account_role = role
     user.password_hash = hash_password(password)
     session.flush()
     return user, created
@@ -145,7 +145,8 @@ def create_service_account(
     user = User(
         email=username.strip().lower(),
         name=alias,
-        role="operator",
+        role=None,
+        account_role="operator",
         account_id=account.id,
         password_hash=hash_password(password),
     )

@@ -96,7 +96,9 @@ class User(Base):
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"))
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(300))
-    role: Mapped[str] = mapped_column(String(20), default="viewer")  # viewer|operator|admin
+    # The platform role (Mission Control, catalog, hoop, codec, tokens): viewer|operator|admin,
+    # or None for a user with no platform rights (an account's users, unless given one).
+    role: Mapped[str | None] = mapped_column(String(20))
     # The role within `account_id` (Runner routes of that account only); None without one.
     account_role: Mapped[str | None] = mapped_column(String(20))
     is_system: Mapped[bool] = mapped_column(Boolean, default=False)

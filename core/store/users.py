@@ -58,9 +58,9 @@ def verify_password(password: str, stored: str | None) -> bool:
     return True
 
 
-def role_at_least(role: str, needed: str) -> bool:
-    """Whether `role` includes `needed` (viewer < operator < admin)."""
-    return ROLES.index(role) >= ROLES.index(needed)
+def role_at_least(role: str | None, needed: str) -> bool:
+    """Whether `role` includes `needed` (viewer < operator < admin); no role includes none."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
 
 
 def get_by_email(session: Session, email: str) -> User | None:

@@ -77,7 +77,8 @@ def test_account_add_creates_an_account_once(database: str) -> None:
 
 
 def test_user_add_reads_the_password_from_stdin(database: str) -> None:
-    """A user of the account is created with the role and the password given on stdin."""
+    """A user of the account is created with the account role and the password given on stdin,
+    and no platform role."""
     accounts(database, "ACME")
     done = runwright(
         database, "user", "add", "Ops@Acme.test", "--account", "acme", "--role", "admin",
@@ -86,7 +87,8 @@ def test_user_add_reads_the_password_from_stdin(database: str) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "user ops@acme.test created: admin of account ACME"
     found = user(database, "ops@acme.test", "s3cret pass")
-    assert found is not None and found.role == "admin" and found.account_id is not None
+    assert found is not None and found.account_role == "admin" and found.account_id is not None
+    assert found.role is None
     again = runwright(
         database, "user", "add", "ops@acme.test", "--account", "ACME", "--role", "viewer",
         stdin="other pass\n",
@@ -95,7 +97,28 @@ def test_user_add_reads_the_password_from_stdin(database: str) -> None:
     assert "updated: viewer" in again.stdout
     assert user(database, "ops@acme.test", "s3cret pass") is None
     changed = user(database, "ops@acme.test", "other pass")
-    assert changed is not None and changed.role == "viewer"
+    assert changed is not None and changed.account_role == "viewer" and changed.role is None
+
+
+def test_user_add_gives_platform_roles(database: str) -> None:
+    """Without --account the role is a platform role; --platform-role adds one to an account's
+    user."""
+    accounts(database, "ACME")
+    done = runwright(
+        database, "user", "add", "ops@corp.test", "--role", "operator", stdin="pw one\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "user ops@corp.test created: platform operator"
+    platform = user(database, "ops@corp.test", "pw one")
+    assert platform is not None and platform.role == "operator" and platform.account_id is None
+    both = runwright(
+        database, "user", "add", "lead@acme.test", "--account", "ACME", "--role", "admin",
+        "--platform-role", "viewer", stdin="pw two\n",
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    assert both.stdout.strip().endswith("admin of account ACME, platform viewer")
+    lead = user(database, "lead@acme.test", "pw two")
+    assert lead is not None and (lead.role, lead.account_role) == ("viewer", "admin")
 
 
 def test_user_add_refusals(database: str) -> None:
@@ -126,7 +149,8 @@ def test_user_add_on_an_unmigrated_database_says_so(tmp_path: Path) -> None:
 
 
 def test_dev_seed_makes_the_dev_admin_admin_of_dev(database: str) -> None:
-    """`runwright dev` seeds account DEV whose admin is admin@local (and seeding twice is fine)."""
+    """`runwright dev` seeds account DEV whose admin is admin@local, also a platform admin (and
+    seeding twice is fine)."""
     seed_dev_admin(database)
     seed_dev_admin(database)
     engine = make_engine(database)
@@ -134,5 +158,6 @@ def test_dev_seed_makes_the_dev_admin_admin_of_dev(database: str) -> None:
         account = get_account(session, "DEV")
         admin = session.scalar(select(User).where(User.email == "admin@local"))
         assert account is not None and admin is not None
-        assert admin.account_id == account.id and admin.role == "admin"
+        assert admin.account_id == account.id
+        assert (admin.role, admin.account_role) == ("admin", "admin")
     engine.dispose()

@@ -44,7 +44,8 @@ async def test_create_answers_the_document_with_a_masked_password(runner: Runner
         link = session.get(ServiceAccount, document["id"])
         assert link is not None
         user = session.get(User, link.user_id)
-        assert user is not None and user.role == "operator" and user.password_hash != "pw-1"
+        assert user is not None and user.account_role == "operator" and user.role is None
+        assert user.password_hash != "pw-1"
 
 
 async def test_a_service_account_signs_in_as_an_operator_of_the_account(runner: Runner) -> None:
