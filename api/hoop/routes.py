@@ -100,7 +100,7 @@ async def get_review(review_id: str, user: HoopUser, services: ServicesDep) -> d
 
 @router.put("/api/reviews/{review_id}", openapi_extra=json_request_body(schemas.ReviewUpdate))
 async def update_review(
-    review_id: str, request: Request, user: HoopUser, services: ServicesDep
+    review_id: str, request: Request, user: HoopOperator, services: ServicesDep
 ) -> dict[str, Any]:
     """Approve or reject a review for the caller's reviewer groups."""
     body = parse_json_body(schemas.ReviewUpdate, await request.body())
