@@ -213,13 +213,13 @@ def _parameter(raw: Any, path: str, put: PutSecret) -> dict[str, Any]:
     ptype = param.get("type") or "text"
     if ptype not in PARAMETER_TYPES:
         raise SpecError(f"{path}.type", f"unknown parameter type {ptype!r}")
+    if "required" in param and not isinstance(param["required"], bool):
+        raise SpecError(f"{path}.required", "must be true or false")
     if param.get("default") is not None:
         _check_templates(str(param["default"]), f"{path}.default")
         if ptype == "secret":
             # A secret's default is a secret: stored as a reference, masked when shown.
             param["default"] = _secret(str(param["default"]), f"{path}.default", put)
-    if "required" in param and not isinstance(param["required"], bool):
-        raise SpecError(f"{path}.required", "must be true or false")
     return param
 
 
