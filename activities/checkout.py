@@ -1,12 +1,19 @@
 """Git checkouts for actions: resolve a ref cheaply, fetch a commit once, copy it from a cache.
 
-Layout under the cache root, one directory per repository URL:
+Layout under the cache root, one directory per repository URL and credential (<key>):
 
-    <root>/<sha256(url)[:16]>/repo.git        bare repository the shallow fetches land in
-    <root>/<sha256(url)[:16]>/repo.lock       serialises fetches and exports for that URL
-    <root>/<sha256(url)[:16]>/<sha>/tree/     the commit's files, complete once visible
-    <root>/<sha256(url)[:16]>/<sha>/commit.json
-    <root>/<sha256(url)[:16]>/locks/<sha>.lock  readers share it, eviction takes it alone
+    <root>/<key>/repo.git        bare repository the shallow fetches land in
+    <root>/<key>/repo.lock       serialises fetches and exports for that URL and credential
+    <root>/<key>/<sha>/tree/     the commit's files, complete once visible
+    <root>/<key>/<sha>/commit.json
+    <root>/<key>/locks/<sha>.lock  readers share it, eviction takes it alone
+    <root>/salt                  random bytes keying the credential hashes (0600)
+
+<key> is sha256(url)[:16] for a checkout without credentials, and an HMAC of the URL and the
+credential under the cache's salt otherwise. A cached commit is handed out without asking the
+remote, so it must only be handed to a caller who proved access the same way: a run without
+credentials never gets what a run with them fetched from a private repository, and the
+credential is neither in a path nor guessable from one.
 
 Everything is synchronous: the activity that calls this runs on a worker thread pool, and the
 locks are flock()s so they hold across threads and across worker processes alike.
@@ -17,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -52,9 +60,52 @@ class CheckoutError(Exception):
     """A checkout that git could not carry out: unreachable repository, unknown ref or commit."""
 
 
+_SALT_FILE = "salt"
+_SALT_BYTES = 32
+
+
 def url_key(url: str) -> str:
-    """The cache directory name for a repository URL."""
+    """The cache directory name for a repository URL fetched without credentials."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def cache_key(
+    url: str,
+    salt: bytes,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ssh_key: str | None = None,
+) -> str:
+    """The cache directory name for `url` fetched with these credentials (none: url_key)."""
+    if not (username or password or ssh_key):
+        return url_key(url)
+    # Length-prefixed fields, so no two different credentials encode alike.
+    fields = (url, username or "", password or "", ssh_key or "")
+    message = b"".join(len(f.encode()).to_bytes(8, "big") + f.encode() for f in fields)
+    return hmac.new(salt, message, hashlib.sha256).hexdigest()[:16]
+
+
+def cache_salt(root: Path) -> bytes:
+    """The cache's random salt, made once (atomically, 0600) and shared by every process."""
+    path = root / _SALT_FILE
+    with contextlib.suppress(FileNotFoundError):
+        salt = path.read_bytes()
+        if len(salt) == _SALT_BYTES:
+            return salt
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".salt-{uuid.uuid4().hex}"
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(os.urandom(_SALT_BYTES))
+        try:
+            os.link(staging, path)  # fails if another process made it first: use theirs
+        except FileExistsError:
+            pass
+    finally:
+        staging.unlink(missing_ok=True)
+    return path.read_bytes()
 
 
 def working_directory(dest: Path, source: GitSource) -> Path:
@@ -142,12 +193,19 @@ class CheckoutCache:
             validate_commit(source.commit)
         validate_relative_path(source.path)
         self.root.mkdir(parents=True, exist_ok=True)
-        key_dir = self.root / url_key(source.url)
+        key_dir = self.root / cache_key(
+            source.url,
+            cache_salt(self.root),
+            username=source.username,
+            password=password,
+            ssh_key=ssh_key,
+        )
         commit = source.commit.lower() if source.commit else None
 
         result: tuple[CommitInfo, bool] | None = None
         if commit is not None and _FULL_SHA.match(commit):
-            # A full sha names the same files forever: no need to ask the remote anything.
+            # A full sha names the same files forever: no need to ask the remote anything,
+            # since this key directory only holds what these same credentials fetched.
             info = self._copy_entry(key_dir, commit, dest)
             if info is not None:
                 result = (info, True)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from activities.callbacks import CallbackDispatcher, dispatch_stored
 from core.events import EventRecord
-from core.secrets import redactor
+from core.secrets import Redactor
 from core.store.runs import append_events
 from core.store.session import transaction
 
@@ -18,7 +18,10 @@ FLUSH_EVERY_EVENTS = 200
 
 
 class EventLog:
-    """Collects a run's events from any thread and stores them in order, redacted."""
+    """Collects a run's events from any thread and stores them in order, redacted.
+
+    `redactor` is the run's own: it masks the secrets this run opened, and only those.
+    """
 
     def __init__(
         self,
@@ -26,7 +29,10 @@ class EventLog:
         run_id: str,
         action_idx: int | None,
         dispatcher: CallbackDispatcher | None = None,
+        *,
+        redactor: Redactor,
     ) -> None:
+        self.redactor = redactor
         self._sessions = sessions
         self._dispatcher = dispatcher
         self._run_id = run_id
@@ -37,6 +43,7 @@ class EventLog:
 
     def emit(self, event: EventRecord) -> None:
         """Queue an event; stores the batch when it is big or old enough."""
+        redactor = self.redactor
         clean = EventRecord(
             event_type=event.event_type,
             message=redactor.redact(event.message),

@@ -12,7 +12,7 @@ from activities.control import ControlWatch
 from activities.event_log import EventLog
 from activities.http_requests import send_request
 from activities.scripts import RESULT_OUTPUT_CAP, base_env, param_env, run_script
-from core.secrets import redactor
+from core.secrets import Redactor
 from workflows.contracts import ActionSpec
 
 
@@ -40,6 +40,11 @@ class ActionContext:
     limit_hosts: list[str]
     events: EventLog
     control: ControlWatch
+
+    @property
+    def redactor(self) -> Redactor:
+        """The run's own redactor (the one its events pass through)."""
+        return self.events.redactor
 
     def write_output(self, stdout: str, stderr: str = "") -> None:
         """Keep the action's output for its /dev/stdout and /dev/stderr artifacts."""
@@ -76,7 +81,9 @@ def run_exec(ctx: ActionContext) -> Executed:
 
 def run_http(ctx: ActionContext) -> Executed:
     """One HTTP request."""
-    resp = send_request(ctx.spec, timeout_seconds=ctx.action.timeout_seconds)
+    resp = send_request(
+        ctx.spec, timeout_seconds=ctx.action.timeout_seconds, redact=ctx.redactor.redact
+    )
     ctx.write_output(resp.body)
     return Executed(
         stdout=resp.body, error=resp.error, data={"code": resp.code, "headers": resp.headers}
@@ -112,7 +119,7 @@ def run_ansible(ctx: ActionContext) -> Executed:
             private_root=ctx.run_dir / "private",
             on_event=ctx.events.emit,
             cancelled=ctx.control.kill,
-            redact=redactor.redact,
+            redact=ctx.redactor.redact,
             stop_requested=ctx.control.stop,
         )
     except PlaybookError as exc:

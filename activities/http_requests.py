@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-
-from core.secrets import redactor
 
 BODY_CAP = 256 * 1024
 
@@ -31,8 +29,13 @@ def headers_of(spec: Mapping[str, Any]) -> dict[str, str]:
     return {str(h["name"]): str(h.get("value", "")) for h in raw}
 
 
-def send_request(spec: Mapping[str, Any], *, timeout_seconds: float | None) -> HttpOutcome:
-    """Send the request the spec describes; a status of 400 or more fails the action."""
+def send_request(
+    spec: Mapping[str, Any], *, timeout_seconds: float | None, redact: Callable[[str], str]
+) -> HttpOutcome:
+    """Send the request the spec describes; a status of 400 or more fails the action.
+
+    `redact` is the run's own redactor: what the response echoes of the run's secrets is masked.
+    """
     method = str(spec.get("method") or "GET").upper()
     body = spec.get("body")
     try:
@@ -47,11 +50,11 @@ def send_request(spec: Mapping[str, Any], *, timeout_seconds: float | None) -> H
         )
     except httpx.HTTPError as exc:
         return HttpOutcome(
-            code=None, body="", error=redactor.redact(f"request to {spec['url']} failed: {exc}")
+            code=None, body="", error=redact(f"request to {spec['url']} failed: {exc}")
         )
     # Redacted before the cut, so a value straddling the cap leaves no visible prefix.
-    text = redactor.redact(response.text)[:BODY_CAP]
+    text = redact(response.text)[:BODY_CAP]
     error = f"HTTP {response.status_code}" if response.status_code >= 400 else None
     # A server may echo what it was sent (an Authorization header) back in its headers.
-    headers = {k: redactor.redact(v) for k, v in response.headers.items()}
+    headers = {k: redact(v) for k, v in response.headers.items()}
     return HttpOutcome(code=response.status_code, body=text, headers=headers, error=error)

@@ -44,7 +44,7 @@ from activities.executors import ActionContext, Executed
 from activities.processes import run_process
 from activities.scripts import base_env
 from core.events import EventLevel, EventRecord
-from core.secrets import redactor
+from core.secrets import Redactor
 
 DEFAULT_OUTPUT_CAP = 1024 * 1024
 START_FAILED_EXIT_CODE = 254  # upstream's exit code for "the agent could not get one"
@@ -301,7 +301,7 @@ class _Output:
         self.total = 0
 
     def __call__(self, line: str) -> None:
-        clean = redactor.redact(line)
+        clean = self._ctx.redactor.redact(line)
         data = clean.encode()
         with self._lock:
             self._handle.write(clean)
@@ -391,7 +391,7 @@ def _plan(spec: Mapping[str, Any]) -> _Plan:
     )
 
 
-def _register_secrets(plan: _Plan) -> None:
+def _register_secrets(plan: _Plan, redactor: Redactor) -> None:
     """Every secret value the program receives, so none reaches output, events or logs.
 
     Values that came through secret references were registered when they were opened; this
@@ -430,7 +430,7 @@ def run_runbook(ctx: ActionContext) -> Executed:
     except RunbookSpecError as exc:
         ctx.write_output("")
         return Executed(error=str(exc), data={"truncated": False, "exit_code_source": "none"})
-    _register_secrets(plan)
+    _register_secrets(plan, ctx.redactor)
     out_dir = ctx.run_dir / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{ctx.index}.stderr").write_text("")  # one merged stream: all of it is stdout
@@ -468,7 +468,7 @@ def run_runbook(ctx: ActionContext) -> Executed:
             return Executed(
                 stdout=output.text(),
                 exit_code=START_FAILED_EXIT_CODE,
-                error=redactor.redact(reason),
+                error=ctx.redactor.redact(reason),
                 data={
                     "truncated": output.truncated,
                     "exit_code_source": "start_failed",

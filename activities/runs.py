@@ -8,6 +8,7 @@ subprocess block) and run on the worker's thread pool.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -24,7 +25,7 @@ from core.artifacts import ArtifactStore, guess_content_type
 from core.events import EventLevel, EventRecord
 from core.git_urls import GitUrlError, PathEscapeError, safe_join
 from core.gotemplate import TemplateError, render_fields
-from core.secrets import SecretBox, resolve_refs
+from core.secrets import Redactor, SecretBox, resolve_refs, run_redactor
 from core.statuses import ActionStatus
 from core.store.models import Artifact, RunAction
 from core.store.secret_values import open_secret
@@ -77,16 +78,25 @@ class RunActivities:
     def _run_dir(self, run_id: str) -> Path:
         return self._workspace / "runs" / run_id
 
-    def _events(self, run_id: str, index: int, callbacks: list[CallbackSpec]) -> EventLog:
+    def _events(
+        self, run_id: str, index: int, callbacks: list[CallbackSpec], redactor: Redactor
+    ) -> EventLog:
         """The action's event log, applying the run's callbacks as events are stored."""
         dispatcher = None
         if callbacks and self._callbacks is not None:
             dispatcher = self._callbacks.dispatcher(callbacks)
-        return EventLog(self._sessions, run_id, index, dispatcher)
+        return EventLog(self._sessions, run_id, index, dispatcher, redactor=redactor)
 
-    def _open(self, ref: str) -> str:
-        with self._sessions() as session:
-            return open_secret(session, self._box, ref)
+    def _opener(self, redactor: Redactor) -> Callable[[str], str]:
+        """Opens references for one invocation, teaching its redactor each value opened."""
+
+        def open_ref(ref: str) -> str:
+            with self._sessions() as session:
+                value = open_secret(session, self._box, ref)
+            redactor.add(value)
+            return value
+
+        return open_ref
 
     @activity.defn(name=RESERVE_WORKER)
     def reserve_worker(self) -> str:
@@ -100,10 +110,12 @@ class RunActivities:
         dest = self._run_dir(inp.run_id) / f"checkout-{inp.index}"
         if dest.exists():
             shutil.rmtree(dest)
-        events = self._events(inp.run_id, inp.index, inp.callbacks)
+        redactor = run_redactor()
+        open_ref = self._opener(redactor)
+        events = self._events(inp.run_id, inp.index, inp.callbacks, redactor)
         try:
-            password = self._open(source.password_ref) if source.password_ref else None
-            ssh_key = self._open(source.ssh_key_ref) if source.ssh_key_ref else None
+            password = open_ref(source.password_ref) if source.password_ref else None
+            ssh_key = open_ref(source.ssh_key_ref) if source.ssh_key_ref else None
             commit, cached = self._checkouts.checkout(
                 source, dest, password=password, ssh_key=ssh_key
             )
@@ -127,41 +139,55 @@ class RunActivities:
 
     @activity.defn(name=EXECUTE_ACTION, no_thread_cancel_exception=True)
     def execute_action(self, inp: ExecuteActionInput) -> ActionResult:
-        """Template the action, run it, and report what it did."""
+        """Template the action, run it, and report what it did.
+
+        Redaction is this invocation's own: it masks the secrets of this run, opened here,
+        before any output; never those another run opened in this process.
+        """
+        redactor = run_redactor()
+        open_ref = self._opener(redactor)
         for ref in inp.secret_refs:
-            self._open(ref)  # registers the value with the redactor before any output
-        events = self._events(inp.run_id, inp.index, inp.callbacks)
+            open_ref(ref)
+        events = self._events(inp.run_id, inp.index, inp.callbacks, redactor)
         action = inp.action
         events.emit(EventRecord("action_started", f"action {action.name!r} ({action.kind})"))
         run_dir = self._run_dir(inp.run_id)
         try:
-            executed = self._execute(inp, run_dir, events)
+            executed = self._execute(inp, run_dir, events, open_ref)
         finally:
             events.flush()
             if inp.cleanup:
                 shutil.rmtree(run_dir, ignore_errors=True)
         return self._done(events, action, executed)
 
-    def _execute(self, inp: ExecuteActionInput, run_dir: Path, events: EventLog) -> Executed:
+    def _execute(
+        self,
+        inp: ExecuteActionInput,
+        run_dir: Path,
+        events: EventLog,
+        open_ref: Callable[[str], str],
+    ) -> Executed:
         executor = EXECUTORS.get(inp.action.kind)
         if executor is None:
             return Executed(error=f"unknown action kind {inp.action.kind!r}")
+        # Secret parameters travel as references; their values exist only here, at execution.
+        template_env = resolve_refs(inp.template_env, open_ref)
         spec = inp.action.spec
         if inp.action.kind not in PRE_RENDERED_KINDS:
             try:
-                spec = render_fields(spec, inp.template_env)
+                spec = render_fields(spec, template_env)
             except TemplateError as exc:
-                return Executed(error=f"template error: {exc}")
+                return Executed(error=events.redactor.redact(f"template error: {exc}"))
         workdir = Path(inp.workdir) if inp.workdir else run_dir / f"work-{inp.index}"
         workdir.mkdir(parents=True, exist_ok=True)
         return executor(
             ActionContext(
                 action=inp.action,
-                spec=resolve_refs(spec, self._open),
+                spec=resolve_refs(spec, open_ref),
                 workdir=workdir,
                 run_dir=run_dir,
                 index=inp.index,
-                params=inp.template_env.get("params") or {},
+                params=template_env.get("params") or {},
                 limit_hosts=inp.limit_hosts,
                 events=events,
                 control=ControlWatch(self._sessions, inp.run_id, events),

@@ -13,7 +13,6 @@ from typing import Any
 from activities.event_log import EventLog
 from activities.processes import run_process
 from core.events import EventLevel, EventRecord
-from core.secrets import redactor
 
 # A result keeps this much of each stream; the whole of it goes to the /dev/stdout artifact.
 RESULT_OUTPUT_CAP = 256 * 1024
@@ -70,7 +69,7 @@ def run_script(
 
         def sink(stream: str, handle: Any) -> Callable[[str], None]:
             def write(line: str) -> None:
-                clean = redactor.redact(line)
+                clean = events.redactor.redact(line)
                 handle.write(clean)
                 events.emit(
                     EventRecord(

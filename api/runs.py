@@ -22,7 +22,8 @@ from temporalio.service import RPCError
 
 from api.db import write
 from api.errors import ApiError
-from core.store.models import Approval, Run
+from core.secrets import refs_in
+from core.store.models import Approval, Run, Secret
 from core.store.runs import record_approval
 from workflows.contracts import (
     DECIDE_UPDATE,
@@ -76,6 +77,10 @@ async def start_run(
     def remove(session: Session) -> None:
         session.execute(delete(Approval).where(Approval.run_id == run.id))
         session.execute(delete(Run).where(Run.id == run.id))
+        # Secret parameters were stored for this run alone: a run that never started keeps none.
+        refs = refs_in(run.parameters or {})
+        if refs:
+            session.execute(delete(Secret).where(Secret.id.in_(refs)))
 
     await write(sessions, insert)
     try:

@@ -1,8 +1,10 @@
 """Secrets: encrypted at rest, masked on read, redacted from logs and output, encrypted in Temporal.
 
-Values are encrypted with Fernet under the deployment's key. Every process keeps the plain
-values it has opened in one redactor, which the log filter and run output pass through, so a
-secret that reached memory cannot reach a log line or a stored event.
+Values are encrypted with Fernet under the deployment's key. Two kinds of redactor keep plain
+values out of what is written down: each process has one for its log lines, which learns every
+value the process opens, and each run (each activity invocation) has its own for the run's
+output and events, which learns only the values that run opened. Run output is never masked
+with another run's secrets: a mask there would tell a tenant what some other run had opened.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ class SecretBox:
         return self._fernet.encrypt(value.encode()).decode()
 
     def decrypt(self, token: str) -> str:
-        """The plain value of `token`; the value is also registered for redaction."""
+        """The plain value of `token`; the value is also registered for log redaction."""
         try:
             value = self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise SecretError("secret cannot be decrypted with RUNWRIGHT_SECRET_KEY") from exc
-        redactor.add(value)
+        log_redactor.add(value)
         return value
 
     def encrypt_bytes(self, data: bytes) -> bytes:
@@ -57,15 +59,22 @@ class SecretBox:
 
 
 class Redactor:
-    """Replaces every known secret value in text with the mask."""
+    """Replaces every known secret value in text with the mask.
 
-    def __init__(self) -> None:
+    `forward_to` also learns each value added here: a run's redactor forwards to the log
+    redactor, so what the run derived from its secrets stays out of the worker's logs too.
+    """
+
+    def __init__(self, *, forward_to: Redactor | None = None) -> None:
         self._values: set[str] = set()
         self._ordered: list[str] = []
         self._lock = threading.Lock()
+        self._forward_to = forward_to
 
     def add(self, value: str) -> None:
         """Remember a plain secret value (and each of its lines, for multi-line keys)."""
+        if self._forward_to is not None:
+            self._forward_to.add(value)
         candidates = {value, *value.splitlines()}
         with self._lock:
             fresh = {
@@ -94,8 +103,14 @@ class Redactor:
         return value
 
 
-# One per process: the log filter and every output path share what this process has opened.
-redactor = Redactor()
+# One per process, for log lines only: it knows every value this process has opened, for any
+# run. Run output uses a run's own redactor (run_redactor), never this one.
+log_redactor = Redactor()
+
+
+def run_redactor() -> Redactor:
+    """A fresh redactor for one run's output, teaching the log redactor what it learns."""
+    return Redactor(forward_to=log_redactor)
 
 
 class RedactingFilter(logging.Filter):
@@ -108,17 +123,19 @@ class RedactingFilter(logging.Filter):
             # A filter that raises would throw into the caller's logging call; render what we
             # can instead, so the line is still written, redacted.
             message = f"{record.msg} {record.args!r}"
-            record.msg, record.args = redactor.redact(message), None
+            record.msg, record.args = log_redactor.redact(message), None
         else:
-            clean = redactor.redact(message)
+            clean = log_redactor.redact(message)
             if clean != message:
                 record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redactor.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = log_redactor.redact(
+                logging.Formatter().formatException(record.exc_info)
+            )
         elif record.exc_text:
-            record.exc_text = redactor.redact(record.exc_text)
+            record.exc_text = log_redactor.redact(record.exc_text)
         if record.stack_info:
-            record.stack_info = redactor.redact(record.stack_info)
+            record.stack_info = log_redactor.redact(record.stack_info)
         return True
 
 

@@ -1,11 +1,18 @@
-"""Run parameters: stringified like Mission Control, defaults templated, then validated."""
+"""Run parameters: stringified like Mission Control, defaults templated, then validated.
+
+Values of `type: secret` parameters (and values derived from them) are then sealed: stored as
+secret references, so the run row, the API and the workflow input never hold them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.gotemplate import TemplateError, render
+from core.secrets import MIN_REDACTED_LENGTH, SECRET_REF
+
+SECRET_TYPE = "secret"  # noqa: S105 - a parameter type's name, not a secret
 
 # Whole floats below this print as integers (`2.0` -> "2"), above it as `1e+21`.
 WHOLE_LIMIT = 1e21
@@ -60,3 +67,28 @@ def resolve_params(
     if missing:
         raise ParameterError(f"missing required parameter(s): {','.join(missing)}")
     return values
+
+
+def secret_names(declared: list[Mapping[str, Any]]) -> set[str]:
+    """The names of the parameters declared `type: secret`."""
+    return {str(p["name"]) for p in declared if p.get("type") == SECRET_TYPE}
+
+
+def seal_params(
+    declared: list[Mapping[str, Any]], values: Mapping[str, str], put: Callable[[str], str]
+) -> dict[str, Any]:
+    """`values` with each secret one (and each that contains one) swapped for a reference.
+
+    A default such as `{{ .params.token }}-suffix` copies a secret into another parameter:
+    that value is a secret too, whatever its declared type.
+    """
+    secret = secret_names(declared)
+    hidden = [v for k, v in values.items() if k in secret and len(v) >= MIN_REDACTED_LENGTH]
+    sealed: dict[str, Any] = {}
+    for name, value in values.items():
+        derived = any(h in value for h in hidden)
+        if value != "" and (name in secret or derived):
+            sealed[name] = {SECRET_REF: put(value)}
+        else:
+            sealed[name] = value
+    return sealed

@@ -205,18 +205,21 @@ def _action(raw: Any, path: str, allowed: list[str], put: PutSecret) -> dict[str
     return action
 
 
-def _parameter(raw: Any, path: str) -> dict[str, Any]:
-    param = _map(raw, path)
+def _parameter(raw: Any, path: str, put: PutSecret) -> dict[str, Any]:
+    param = dict(_map(raw, path))
     name = _str(param.get("name"), f"{path}.name", required=True)
     if not name.replace("_", "").replace("-", "").isalnum():
         raise SpecError(f"{path}.name", "use letters, digits, '-' and '_' only")
     ptype = param.get("type") or "text"
     if ptype not in PARAMETER_TYPES:
         raise SpecError(f"{path}.type", f"unknown parameter type {ptype!r}")
-    if param.get("default") is not None:
-        _check_templates(str(param["default"]), f"{path}.default")
     if "required" in param and not isinstance(param["required"], bool):
         raise SpecError(f"{path}.required", "must be true or false")
+    if param.get("default") is not None:
+        _check_templates(str(param["default"]), f"{path}.default")
+        if ptype == "secret":
+            # A secret's default is a secret: stored as a reference, masked when shown.
+            param["default"] = _secret(str(param["default"]), f"{path}.default", put)
     return param
 
 
@@ -249,7 +252,7 @@ def normalize_spec(
     spec: dict[str, Any] = dict(_map(raw, "spec"))
     _str(spec.get("description"), "spec.description")
     spec["parameters"] = [
-        _parameter(p, f"spec.parameters[{i}]")
+        _parameter(p, f"spec.parameters[{i}]", put_secret)
         for i, p in enumerate(_list(spec.get("parameters"), "spec.parameters"))
     ]
     names = [p["name"] for p in spec["parameters"]]

@@ -11,12 +11,12 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db import read
+from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError, bad_request, not_found
 from api.mission_control import schemas
 from api.mission_control.filters import playbook_applies
-from api.mission_control.parameters import ParameterError, resolve_params
+from api.mission_control.parameters import ParameterError, resolve_params, seal_params
 from api.mission_control.playbooks import (
     action_specs,
     gate_for,
@@ -25,10 +25,11 @@ from api.mission_control.playbooks import (
 )
 from api.runs import GateRefused, send_decisions, start_run
 from core.artifacts import ArtifactNotFound, ArtifactStore
-from core.secrets import mask_refs
+from core.secrets import MASK, SecretBox, is_ref, mask_refs, refs_in, resolve_refs
 from core.statuses import RunStatus, mission_control_run_status
 from core.store.models import Approval, Artifact, Definition, Resource, Run, Team, User, utcnow
 from core.store.runs import actions_of, approvals_of
+from core.store.secret_values import open_secret, put_secret
 from core.store.users import team_ids_of
 from core.timefmt import rfc3339
 from workflows.contracts import Decision, RunInput
@@ -100,7 +101,8 @@ async def create_run(
     services: Services, user: User, body: schemas.RunRequest
 ) -> schemas.RunCreated:
     """Validate a run request, store the run and start its workflow."""
-    prepared = await read(services.sessions, prepare_run, user, body)
+    # A write: the values of secret parameters are stored (encrypted) as the run is prepared.
+    prepared = await write(services.sessions, prepare_run, services.box, user, body)
     await start_run(
         services.sessions,
         services.temporal,
@@ -113,8 +115,14 @@ async def create_run(
     return schemas.RunCreated(run_id=prepared.run.id, starts_at=starts_at)
 
 
-def prepare_run(session: Session, user: User, body: schemas.RunRequest) -> PreparedRun:
-    """Check a run request against the playbook, its resource and parameters (reads only)."""
+def prepare_run(
+    session: Session, box: SecretBox, user: User, body: schemas.RunRequest
+) -> PreparedRun:
+    """Check a run request against the playbook, its resource and parameters.
+
+    The only rows it writes are the secret parameters' encrypted values; the run row itself
+    is written by start_run.
+    """
     if not body.id:
         raise bad_request("playbook id is required")
     playbook = get_playbook(session, parse_uuid(body.id, "id"))
@@ -129,10 +137,15 @@ def prepare_run(session: Session, user: User, body: schemas.RunRequest) -> Prepa
         resource = get_resource(session, kind, parse_uuid(value, f"{kind}_id"))
         env[kind] = resource_env(resource)
     spec = playbook.spec
+    # Secret defaults are stored as references: open them, since other defaults may use them.
+    declared = resolve_refs(
+        spec.get("parameters") or [], lambda ref: open_secret(session, box, ref)
+    )
     try:
-        params = resolve_params(spec.get("parameters") or [], body.params or {}, env)
+        values = resolve_params(declared, body.params or {}, env)
     except ParameterError as exc:
         raise bad_request(f"invalid parameters: {exc}") from exc
+    params = seal_params(declared, values, lambda value: put_secret(session, box, value))
     env["params"] = params
     auto = approver_keys_of(session, user, spec)
     gate = gate_for(spec, auto)
@@ -164,7 +177,7 @@ def prepare_run(session: Session, user: User, body: schemas.RunRequest) -> Prepa
         created_at=now.isoformat(),
         resource_id=resource.id if resource else "",
         gate=gate,
-        secret_refs=secret_refs(spec),
+        secret_refs=secret_refs(spec) + refs_in(params),
     )
     approvals = [Approval(run_id=run.id, approver_key=k, decided_by=user.id) for k in auto]
     return PreparedRun(run=run, run_input=run_input, approvals=approvals)
@@ -239,7 +252,9 @@ def run_view(session: Session, run_id: str) -> schemas.PlaybookRun:
         component_id=run.component_id,
         check_id=run.check_id,
         config_id=run.config_id,
-        parameters={str(k): str(v) for k, v in (run.parameters or {}).items()},
+        parameters={
+            str(k): MASK if is_ref(v) else str(v) for k, v in (run.parameters or {}).items()
+        },
         agent_id=run.agent_id,
         error=run.error,
         queue_ms=run.queue_ms,

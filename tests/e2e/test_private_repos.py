@@ -182,3 +182,53 @@ async def test_ssh_checkout_with_wrong_key_fails(
     assert "Permission denied (publickey)" in body["error"]
     body_lines = [ln for ln in key.splitlines() if ln and not ln.startswith("-----")]
     assert not [ln for ln in body_lines if ln in json.dumps(body)]
+
+
+def checkout_event(stack: Stack, run_id: str) -> RunEvent | None:
+    """The run's `checkout` event (None when the checkout failed)."""
+    with stack.sessions() as session:
+        return session.scalar(
+            select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.event_type == "checkout")
+        )
+
+
+async def test_cached_private_commit_is_not_handed_to_a_run_without_credentials(
+    stack: Stack, git_http: GitHttpServer, bare_repo: Path
+) -> None:
+    """A full sha that a run fetched with credentials is refused to a run without them; a run
+    with the same credentials still gets it from the cache."""
+    sha = git(bare_repo, "rev-parse", "main")
+    url = git_http.url("repo.git")
+    with_credentials = {"url": url, "commit": sha, "username": USERNAME, "password": PASSWORD}
+    status, body = await run_to_end(stack, checkout_playbook("fetch-private", with_credentials))
+    assert status == RunStatus.SUCCEEDED, body["actions"]
+    assert body["actions"][0]["result"]["stdout"] == MARKER
+
+    status, body = await run_to_end(
+        stack, checkout_playbook("no-credentials", {"url": url, "commit": sha})
+    )
+    assert status == RunStatus.INIT_FAILED, body
+    assert "not reachable" in body["error"], body["error"]
+    assert MARKER not in json.dumps(body)
+    assert checkout_event(stack, body["id"]) is None
+
+    status, body = await run_to_end(stack, checkout_playbook("fetch-again", with_credentials))
+    assert status == RunStatus.SUCCEEDED, body["actions"]
+    event = checkout_event(stack, body["id"])
+    assert event is not None and event.data == {"commit": sha, "cached": True}
+
+
+async def test_cached_private_commit_is_not_handed_to_other_credentials(
+    stack: Stack, git_http: GitHttpServer, bare_repo: Path
+) -> None:
+    """A wrong password for the same URL and full sha asks the remote, and is refused."""
+    sha = git(bare_repo, "rev-parse", "main")
+    url = git_http.url("repo.git")
+    good = {"url": url, "commit": sha, "username": USERNAME, "password": PASSWORD}
+    status, body = await run_to_end(stack, checkout_playbook("fetch-private", good))
+    assert status == RunStatus.SUCCEEDED, body["actions"]
+    wrong = {**good, "password": "guessed-password-1"}
+    status, body = await run_to_end(stack, checkout_playbook("wrong-password-cached", wrong))
+    assert status == RunStatus.INIT_FAILED, body
+    assert "Authentication failed" in body["error"]
+    assert MARKER not in json.dumps(body)

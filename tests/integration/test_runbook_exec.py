@@ -29,7 +29,7 @@ from activities.runbook_exec import (
 )
 from activities.runs import PRE_RENDERED_KINDS, RunActivities
 from core.artifacts import FileArtifactStore
-from core.secrets import MASK, SecretBox, redactor
+from core.secrets import MASK, SecretBox, log_redactor, run_redactor
 from core.settings import generate_key
 from core.statuses import RunStatus
 from core.store.migrate import upgrade
@@ -50,10 +50,10 @@ DB_PASSWORD = f"pg-pass-{uuid.uuid4().hex[:12]}"  # every output must mask it
 
 @pytest.fixture(autouse=True)
 def isolated_redactor(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The redactor is process-wide: what these tests register (hosts, user names of the test
+    """The log redactor is process-wide: what these tests register (hosts, user names of the test
     server) is forgotten afterwards, so later tests see their own text unmasked."""
-    monkeypatch.setattr(redactor, "_values", set(redactor._values))
-    monkeypatch.setattr(redactor, "_ordered", list(redactor._ordered))
+    monkeypatch.setattr(log_redactor, "_values", set(log_redactor._values))
+    monkeypatch.setattr(log_redactor, "_ordered", list(log_redactor._ordered))
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ class Runner:
         self.workdir.mkdir()
 
     def context(self, spec: dict[str, Any], timeout: float | None = None) -> ActionContext:
-        events = EventLog(self.sessions, self.run_id, 0)
+        events = EventLog(self.sessions, self.run_id, 0, redactor=run_redactor())
         return ActionContext(
             action=ActionSpec(
                 name="x.runbook.sh", kind="runbook", spec=spec, timeout_seconds=timeout

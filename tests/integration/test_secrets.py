@@ -3,7 +3,7 @@
 One playbook run (an exec action using a secret env var, an http action sending a secret
 header to a local server) is made once for the module; each test checks one place the value
 could have leaked to. The value is unique to this module, so no other test can have taught
-the process-wide redactor about it.
+the process-wide log redactor about it.
 """
 
 from __future__ import annotations
@@ -22,17 +22,16 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from google.protobuf.message import Message
 from sqlalchemy import MetaData, Table, inspect, select
-from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from core.secrets import ENCRYPTED_ENCODING, MASK, install_log_redaction, redactor
+from core.secrets import ENCRYPTED_ENCODING, MASK, install_log_redaction, log_redactor
 from core.statuses import RunStatus
 from core.store.models import Definition, RunEvent, Secret
 from tests.conftest import TEST_SECRET_KEY
+from tests.history import payloads_in
 from tests.stack import ADMIN, Stack, basic, make_settings, stack_for
 from workflows.contracts import EXECUTE_ACTION, SEARCH_ATTRIBUTES
 
@@ -84,7 +83,7 @@ spec:
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers: a header-recording server, a log capture, a /proc scanner, a payload walker.
+# Helpers: a header-recording server, a log capture, a /proc scanner.
 # --------------------------------------------------------------------------------------------
 
 
@@ -188,26 +187,6 @@ def scan_proc(needle: bytes, script_marker: bytes, result: ProcScan, stop: threa
         time.sleep(0.01)
 
 
-def payloads_in(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
-    """Every Payload inside a protobuf message, with the field path leading to it."""
-    if isinstance(message, Payload):
-        yield path, message
-        return
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
-            continue
-        where = f"{path}.{descriptor.name}"
-        if descriptor.message_type.GetOptions().map_entry:
-            for key, item in value.items():
-                if isinstance(item, Message):
-                    yield from payloads_in(item, f"{where}[{key}]")
-        elif isinstance(value, Message):
-            yield from payloads_in(value, where)
-        else:
-            for i, item in enumerate(value):
-                yield from payloads_in(item, f"{where}[{i}]")
-
-
 # --------------------------------------------------------------------------------------------
 # The run, made once.
 # --------------------------------------------------------------------------------------------
@@ -231,7 +210,7 @@ async def secret_run(
     tmp_path_factory: pytest.TempPathFactory, temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[SecretRun]:
     """Apply the playbook and run it to the end, capturing logs and scanning /proc meanwhile."""
-    assert redactor.redact(VALUE) == VALUE, "the redactor must not know the value beforehand"
+    assert log_redactor.redact(VALUE) == VALUE, "the redactor must not know the value beforehand"
     home = tmp_path_factory.mktemp("secrets") / "home"
     settings = make_settings(home, secret_key=TEST_SECRET_KEY)
     marker = f"{settings.workspace.resolve()}/runs/".encode()

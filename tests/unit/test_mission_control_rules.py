@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from api.mission_control.filters import filter_matches, playbook_applies
-from api.mission_control.parameters import ParameterError, resolve_params, stringify
+from api.mission_control.parameters import (
+    ParameterError,
+    resolve_params,
+    seal_params,
+    stringify,
+)
 
 DEPLOYMENT = "Kubernetes::Deployment"
 
@@ -119,3 +124,37 @@ def test_bad_default_template_names_the_parameter() -> None:
     declared = [{"name": "x", "default": '{{ eq 1 "a" }}'}]
     with pytest.raises(ParameterError, match=r"params\.x: default template error"):
         resolve_params(declared, {}, {})
+
+
+SEALED_DECLARED: list[dict[str, Any]] = [
+    {"name": "token", "type": "secret"},
+    {"name": "header", "type": "text"},
+    {"name": "reason"},
+    {"name": "pin", "type": "secret"},
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"reason": "why"}, {"reason": "why"}),
+        ({"token": "tok-1234"}, {"token": {"secretRef": "ref-tok-1234"}}),
+        ({"token": ""}, {"token": ""}),
+        (
+            {"token": "tok-1234", "header": "Bearer tok-1234", "reason": "tok"},
+            {
+                "token": {"secretRef": "ref-tok-1234"},
+                "header": {"secretRef": "ref-Bearer tok-1234"},
+                "reason": "tok",
+            },
+        ),
+        # Too short to search for inside other values, but still a secret itself.
+        (
+            {"pin": "12", "reason": "12 replicas"},
+            {"pin": {"secretRef": "ref-12"}, "reason": "12 replicas"},
+        ),
+    ],
+)
+def test_seal_params(values: dict[str, str], expected: dict[str, Any]) -> None:
+    """Secret parameters, and values that contain one, become references; others stay."""
+    assert seal_params(SEALED_DECLARED, values, lambda v: f"ref-{v}") == expected

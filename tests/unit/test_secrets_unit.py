@@ -1,7 +1,7 @@
 """Secrets in memory: encryption, redaction of text and log records, the payload codec, refs.
 
-The process-wide redactor is shared with every other test, so each test that feeds it uses a
-value of its own that appears nowhere else.
+The process-wide log redactor is shared with every other test, so each test that feeds it uses
+a value of its own that appears nowhere else.
 """
 
 from __future__ import annotations
@@ -29,18 +29,19 @@ from core.secrets import (
     SecretBox,
     SecretError,
     is_ref,
+    log_redactor,
     mask,
     mask_refs,
-    redactor,
     refs_in,
     resolve_refs,
+    run_redactor,
 )
 
 SECRET = "s3cr3t-Value-9f2c"
 
 
 def unique(prefix: str) -> str:
-    """A secret value no other test registers with the process-wide redactor."""
+    """A secret value no other test registers with the process-wide log redactor."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
@@ -51,7 +52,7 @@ def unique(prefix: str) -> str:
 
 def test_box_round_trip_hides_the_value() -> None:
     """A value encrypted by a box decrypts to itself; the ciphertext does not contain it."""
-    # decrypt() teaches the process-wide redactor the value: keep SECRET out of it.
+    # decrypt() teaches the process-wide log redactor the value: keep SECRET out of it.
     value = unique("round-trip")
     box = SecretBox(Fernet.generate_key().decode())
     token = box.encrypt(value)
@@ -91,12 +92,23 @@ def test_box_bytes_round_trip_and_wrong_key() -> None:
         SecretBox(Fernet.generate_key().decode()).decrypt_bytes(data)
 
 
-def test_box_decrypt_registers_the_value_for_redaction() -> None:
-    """Opening a secret registers it with the process-wide redactor."""
+def test_box_decrypt_registers_the_value_for_log_redaction() -> None:
+    """Opening a secret registers it with the process-wide log redactor, not with run output."""
     value = unique("opened")
     box = SecretBox(Fernet.generate_key().decode())
     box.decrypt(box.encrypt(value))
-    assert redactor.redact(f"x={value};") == f"x={MASK};"
+    assert log_redactor.redact(f"x={value};") == f"x={MASK};"
+    assert run_redactor().redact(f"x={value};") == f"x={value};"
+
+
+def test_run_redactors_are_separate_and_teach_the_log_redactor() -> None:
+    """What one run's redactor learns masks that run's text and log lines, never another run's."""
+    value = unique("run-a-only")
+    run_a, run_b = run_redactor(), run_redactor()
+    run_a.add(value)
+    assert run_a.redact(f"a {value}") == f"a {MASK}"
+    assert run_b.redact(f"b {value}") == f"b {value}"
+    assert log_redactor.redact(f"log {value}") == f"log {MASK}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +191,7 @@ def test_filter_masks_the_message(captured: tuple[logging.Logger, io.StringIO]) 
     """A secret written into the message itself is masked."""
     logger, buffer = captured
     value = unique("in-message")
-    redactor.add(value)
+    log_redactor.add(value)
     logger.info(f"connecting with {value}")
     assert value not in buffer.getvalue()
     assert f"connecting with {MASK}" in buffer.getvalue()
@@ -189,7 +201,7 @@ def test_filter_masks_the_args(captured: tuple[logging.Logger, io.StringIO]) -> 
     """A secret passed as a %-argument is masked in the rendered line."""
     logger, buffer = captured
     value = unique("in-args")
-    redactor.add(value)
+    log_redactor.add(value)
     logger.warning("env %s=%s", "TOKEN", value)
     assert value not in buffer.getvalue()
     assert f"env TOKEN={MASK}" in buffer.getvalue()
@@ -199,7 +211,7 @@ def test_filter_masks_exception_text(captured: tuple[logging.Logger, io.StringIO
     """A secret in an exception's message is masked in the logged traceback."""
     logger, buffer = captured
     value = unique("in-exception")
-    redactor.add(value)
+    log_redactor.add(value)
     try:
         raise RuntimeError(f"login refused for {value}")
     except RuntimeError:
@@ -214,7 +226,7 @@ def test_filter_masks_stack_info(captured: tuple[logging.Logger, io.StringIO]) -
     """A secret in a record's stack text is masked."""
     logger, buffer = captured
     value = unique("in-stack")
-    redactor.add(value)
+    log_redactor.add(value)
     record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "with stack", (), None)
     record.stack_info = f"Stack (most recent call last):\n  call(token={value!r})"
     logger.handle(record)
@@ -228,7 +240,7 @@ def test_filter_survives_args_that_do_not_fit(
     """A logging call whose args do not fit its format neither raises nor leaks the value."""
     logger, buffer = captured
     value = unique("misfit")
-    redactor.add(value)
+    log_redactor.add(value)
     logger.info("token %s and %s", value)  # one argument short
     assert value not in buffer.getvalue()
     assert MASK in buffer.getvalue()
@@ -261,8 +273,14 @@ def test_event_log_redacts_every_text_field(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(event_log, "transaction", no_db)
     monkeypatch.setattr(event_log, "append_events", append)
     value = unique("event")
+    redactor = Redactor()
     redactor.add(value)
-    log = event_log.EventLog(sessions=None, run_id="run-1", action_idx=0)  # type: ignore[arg-type]
+    log = event_log.EventLog(
+        sessions=None,  # type: ignore[arg-type]
+        run_id="run-1",
+        action_idx=0,
+        redactor=redactor,
+    )
     log.emit(
         EventRecord(
             event_type="runner_on_ok",
