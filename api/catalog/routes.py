@@ -17,6 +17,7 @@ from core.store.users import create_token
 
 router = APIRouter(prefix="/api", tags=["Runwright"])
 MAX_BODY = 1024 * 1024
+MAX_TTL_HOURS = 10 * 366 * 24  # ten years: far beyond any sane token, and no date overflow
 
 
 class AppliedItem(BaseModel):
@@ -76,8 +77,8 @@ async def apply_documents(request: Request, services: ServicesDep, user: AdminUs
 @router.post("/tokens", status_code=201, response_model=TokenCreated)
 def create_api_token(body: TokenRequest, session: SessionDep, user: CurrentUser) -> TokenCreated:
     """A bearer token for the caller; the token is shown only in this response."""
-    if body.ttl_hours is not None and body.ttl_hours <= 0:
-        raise bad_request("ttl_hours: must be positive")
+    if body.ttl_hours is not None and not 0 < body.ttl_hours <= MAX_TTL_HOURS:
+        raise bad_request(f"ttl_hours: must be more than 0 and at most {MAX_TTL_HOURS}")
     ttl = timedelta(hours=body.ttl_hours) if body.ttl_hours else None
     row, plain = create_token(session, user, name=body.name, ttl=ttl)
     session.commit()
