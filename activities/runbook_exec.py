@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from activities.executors import ActionContext, Executed
 from activities.processes import run_process
 from activities.scripts import base_env
+from core.env_names import is_client_variable
 from core.events import EventLevel, EventRecord
 from core.secrets import Redactor
 
@@ -52,7 +53,8 @@ SIGNAL_EXIT_BASE = 128  # a program ended by signal N exits 128+N, as a shell re
 FILES_DIR = "envfs"
 
 CONNECTION_TYPES = frozenset({"database", "application", "custom"})
-PSQL_ARGV = ("psql", "-v", "ON_ERROR_STOP=1", "-A", "-F", "\t", "-P", "pager=off")
+# -X: no ~/.psqlrc (or PSQLRC), whose backslash commands would run before the runbook.
+PSQL_ARGV = ("psql", "-X", "-v", "ON_ERROR_STOP=1", "-A", "-F", "\t", "-P", "pager=off")
 MYSQL_ARGV = ("mysql",)
 SQLITE_ARGV = ("sqlite3", "-bail")
 
@@ -391,6 +393,22 @@ def _plan(spec: Mapping[str, Any]) -> _Plan:
     )
 
 
+def runbook_env(
+    base: Mapping[str, str], plan: _Plan, file_paths: Mapping[str, str]
+) -> dict[str, str]:
+    """The program's environment: base < connection env < env_vars < files < template_env,
+    then every database client variable (PG*, MYSQL*, ...) not set by the connection removed,
+    and the connection's own variables (from its DSN) set last.
+
+    The API already refuses client variables in a request or a template; this holds for any
+    spec, so nothing but the connection decides where its client connects.
+    """
+    merged = dict(base) | plan.connection_env | plan.env_vars | dict(file_paths) | plan.template_env
+    env = {k: v for k, v in merged.items() if not is_client_variable(k)}
+    own = {k: v for k, v in plan.connection_env.items() if is_client_variable(k)}
+    return env | own | plan.connection_vars
+
+
 def _register_secrets(plan: _Plan, redactor: Redactor) -> None:
     """Every secret value the program receives, so none reaches output, events or logs.
 
@@ -440,14 +458,7 @@ def run_runbook(ctx: ActionContext) -> Executed:
         _secret_files(ctx.run_dir / FILES_DIR, plan.files) as file_paths,
     ):
         output = _Output(handle, ctx, plan.cap)
-        env = (
-            base_env()
-            | plan.connection_env
-            | plan.env_vars
-            | file_paths
-            | plan.template_env
-            | plan.connection_vars
-        )
+        env = runbook_env(base_env(), plan, file_paths)
         started = time.monotonic()
         try:
             outcome = run_process(

@@ -62,6 +62,9 @@ __all__ = [
 ]
 
 _MISSING: Any = object()
+# Parentheses and if/range/with blocks nest at most this deep: the parser, the evaluator and
+# the runbook reader recurse once per level, and deeper text would exhaust Python's stack.
+MAX_DEPTH = 100
 
 
 class FuncError(Exception):
@@ -216,6 +219,7 @@ class _Parser:
         self.src, self.funcs = src, funcs
         self.tokens, self.index = lex(src), 0
         self.vars, self.range_depth = ["$"], 0
+        self.depth = 0  # open parentheses and branches, bounded so nothing recurses too deep
 
     def peek(self) -> Token:
         return self.tokens[self.index]
@@ -271,7 +275,13 @@ class _Parser:
             raise self.fail(word, f"{{{{{word.text}}}}} is not supported")
         return self.branch(left.pos, word)
 
+    def nested(self, token: Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(token, f"max nesting depth exceeded: more than {MAX_DEPTH} levels")
+
     def branch(self, pos: int, word: Token) -> BranchNode:
+        self.nested(word)
         mark = len(self.vars)
         pipe = self.pipeline(word.text)
         self.expect(Tok.RIGHT, word.text)
@@ -294,6 +304,7 @@ class _Parser:
         if stop.text == "end":
             self.expect(Tok.RIGHT, "end")
         del self.vars[mark:]
+        self.depth -= 1
         return _BRANCHES[word.text](pos, pipe, body, else_body)
 
     def pipeline(self, context: str) -> PipeNode:
@@ -376,9 +387,11 @@ class _Parser:
                 raise self.fail(token, f'function "{token.text}" not defined')
             node = IdentifierNode(token.pos, token.text)
         elif token.kind is Tok.LPAREN:
+            self.nested(token)
             node = self.pipeline("paren")
             if self.next().kind is not Tok.RPAREN:
                 raise self.fail(token, "unclosed left paren")
+            self.depth -= 1
         elif token.kind is Tok.DOT:
             node = DotNode(token.pos)
         elif token.kind in (Tok.STRING, Tok.NUMBER, Tok.BOOL, Tok.NIL):

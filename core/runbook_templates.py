@@ -26,13 +26,15 @@ Functions (arguments must be literals)
     ``options "a" "b"`` (a non-empty value must be one of them);
     ``required "msg"`` fails with *msg* on an empty value; ``default "v"`` substitutes *v*;
     ``pattern "re"`` fails with ``pattern didn't match:<re>`` unless the regexp matches somewhere
-    in the value (Go's ``regexp.Match``: unanchored; ``$`` and ``\\z`` keep Go's meaning, so
-    ``^[0-9]+$`` refuses ``"1\\n"``; POSIX classes such as ``[[:alpha:]]`` are understood; the
-    rest is Python ``re`` syntax); ``squote``, ``dquote``, ``quotechar "c"`` (below);
+    in the value (Go's ``regexp.Match``: unanchored, RE2 syntax and meaning, so ``$`` is the end
+    of the text and ``^[0-9]+$`` refuses ``"1\\n"``; matched by RE2 in time linear in the value,
+    so ``^(a+)+$`` can't stall the server; a pattern RE2 refuses is a parse error naming it);
+    ``squote``, ``dquote``, ``quotechar "c"`` (below);
     ``encodeb64``, ``decodeb64``; ``asenv "NAME"`` renders nothing and hands the value to the
     process as environment variable NAME (a valid name; names that make programs load or run
-    code, such as ``PATH``, ``LD_*`` or ``BASH_ENV``, are refused). Go's ``and or not eq ne lt
-    le gt ge len print printf`` are available; nothing else (no ``call``, ``template``,
+    code, such as ``PATH``, ``LD_*``, ``HOME`` or ``BASH_ENV``, and database client variables
+    such as ``PG*`` or ``MYSQL*`` are refused: see :mod:`core.env_names`). Go's ``and or not
+    eq ne lt le gt ge len print printf`` are available; nothing else (no ``call``, ``template``,
     ``define``), and an unknown name fails to parse: ``function "require" not defined``.
 
 Rendering
@@ -62,10 +64,14 @@ Safety (stronger than upstream)
       characters that are not safe unquoted in this runbook; quote it in the template (squote,
       dquote)``. Quoting is tracked through the pipeline: ``decodeb64`` of a quoted or encoded
       value, ``default``, ``print``/``printf`` of a parameter are unquoted again.
+    * An action that writes a value must stand where its quoting holds: inside a quote, a
+      comment or a here-document of a shell or SQL runbook, inside a Python string literal or
+      right after a Python string prefix (``f{{ .x | dquote }}``), the file is broken
+      (``echo "{{ .x | squote }}"`` would run ``$(id)``); the parse error names the file and
+      line. See :mod:`core.quote_context`.
     * What quoting can't fix stays the author's job: a quoted word still starts a command
-      option when it begins with ``-`` (write ``--``), an unquoted SQL value can still name a
-      column (``WHERE id = id``), and output of a quoting function must not sit inside other
-      quotes (``"{{ .x | squote }}"`` breaks it).
+      option when it begins with ``-`` (write ``--``), and an unquoted SQL value can still name
+      a column (``WHERE id = id``).
 
 Other choices where upstream is silent or loose: a parameter read by several pipelines gets
 their metadata merged (later values win, ``required`` if any pipeline requires it; upstream
@@ -81,11 +87,14 @@ import base64
 import binascii
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import re2
+
+from core.env_names import VALID_NAME, refused_env_name
 from core.gotemplate import (
     BUILTIN_FUNCS,
     ActionNode,
@@ -101,12 +110,14 @@ from core.gotemplate import (
     RangeNode,
     Template,
     TemplateError,
+    TextNode,
     VariableNode,
     WithNode,
     parse,
     to_text,
 )
 from core.gotemplate_lexer import Source, go_quote
+from core.quote_context import Action, Text, misplaced_actions
 
 __all__ = [
     "INPUT_TYPES",
@@ -154,47 +165,6 @@ _UNSAFE = (
     "value contains characters that are not safe unquoted in this runbook; "
     "quote it in the template (squote, dquote)"
 )
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ENV_DENIED = frozenset(
-    {
-        "PATH",
-        "IFS",
-        "ENV",
-        "BASH_ENV",
-        "SHELLOPTS",
-        "BASHOPTS",
-        "PS4",
-        "PROMPT_COMMAND",
-        "CDPATH",
-        "GLOBIGNORE",
-        "ZDOTDIR",
-        "PYTHONPATH",
-        "PYTHONHOME",
-        "PYTHONSTARTUP",
-        "PYTHONINSPECT",
-        "PERL5OPT",
-        "PERL5LIB",
-        "PERLLIB",
-        "RUBYOPT",
-        "RUBYLIB",
-        "NODE_OPTIONS",
-        "NODE_PATH",
-        "JAVA_TOOL_OPTIONS",
-        "_JAVA_OPTIONS",
-        "JDK_JAVA_OPTIONS",
-        "GCONV_PATH",
-        "PSQLRC",
-        "PAGER",
-        "PSQL_PAGER",
-        "EDITOR",
-        "VISUAL",
-        "GIT_SSH",
-        "GIT_SSH_COMMAND",
-        "GIT_EXEC_PATH",
-        "SSH_ASKPASS",
-    }
-)
-_ENV_DENIED_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_")
 
 
 class RunbookTemplateError(ValueError):
@@ -414,56 +384,37 @@ def _quote_chars(dialect: str) -> tuple[str, ...]:
 
 # --- Go regular expressions -----------------------------------------------------------------
 
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z",
-    "alpha": "A-Za-z",
-    "ascii": "\\x00-\\x7f",
-    "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9",
-    "graph": "!-~",
-    "lower": "a-z",
-    "print": " -~",
-    "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ",
-    "upper": "A-Z",
-    "word": "0-9A-Za-z_",
-    "xdigit": "0-9A-Fa-f",
-}
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the author's error, reported as such
+
+
+_REPEAT = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]])*\]|\{([0-9]+)(?:,([0-9]*))?\}", re.S)
+_MAX_REPEAT = 1000  # Go's (and RE2's) limit on a repetition count
+
+
+def _check_repeat_counts(pattern: str) -> None:
+    """ValueError for a count over 1000, which Go refuses but RE2 reads as literal text when
+    it overflows (``a{99999999999}``)."""
+    for match in _REPEAT.finditer(pattern):
+        counts = [int(g) for g in match.groups() if g]
+        if any(count > _MAX_REPEAT for count in counts):
+            raise ValueError(f"invalid repeat count: {match.group()}")
 
 
 @lru_cache(maxsize=256)
-def _go_regexp(pattern: str) -> re.Pattern[str]:
-    """Compile a Go (RE2) pattern with Go's ``$`` (end of text unless ``(?m)``) and ``\\z``."""
-    multiline = re.search(r"\(\?[A-Za-z]*m", pattern) is not None
-    out: list[str] = []
-    i, in_class = 0, False
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
-            pair = pattern[i : i + 2]
-            out.append("\\Z" if pair == "\\z" and not in_class else pair)
-            i += 2
-            continue
-        if in_class and pattern.startswith("[:", i):
-            end = pattern.find(":]", i + 2)
-            name = pattern[i + 2 : end] if end > 0 else ""
-            if name in _POSIX_CLASSES:
-                out.append(_POSIX_CLASSES[name])
-                i = end + 2
-                continue
-        if in_class and char == "]":
-            in_class = False
-        elif not in_class and char == "[":
-            in_class = True
-            start = i + 1 + pattern.startswith("^", i + 1)
-            start += pattern.startswith("]", start)  # a leading ] is literal, in both syntaxes
-            out.append(pattern[i:start])
-            i = start
-            continue
-        out.append("\\Z" if char == "$" and not in_class and not multiline else char)
-        i += 1
-    return re.compile("".join(out))
+def _go_regexp(pattern: str) -> Any:
+    """Compile a Go regexp with RE2, Go's own engine family: the same syntax and ``$``, and
+    matching in linear time, so no value can make a check take exponential time.
+
+    ValueError(reason) for a pattern Go refuses."""
+    _check_repeat_counts(pattern)
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "invalid pattern"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(str(reason)) from None
 
 
 # --- template functions ---------------------------------------------------------------------
@@ -528,7 +479,12 @@ def _functions(state: _RenderState) -> dict[str, Callable[..., Any]]:
 
     def pattern(expr: Any, value: Any) -> Any:
         text, name, _ = _unpack(value)
-        if not _go_regexp(to_text(expr)).search(text):
+        try:
+            matched = _go_regexp(to_text(expr)).search(text)
+        except ValueError as exc:
+            reason = f"pattern {go_quote(to_text(expr))}: regexp error: {exc}"
+            raise state.fail(name, reason) from None
+        if not matched:
             raise state.fail(name, f"pattern didn't match:{to_text(expr)}")
         return value
 
@@ -742,7 +698,7 @@ class _Reader:
         elif name == "pattern":
             try:
                 _go_regexp(self.text_arg(head, value))
-            except re.error as exc:
+            except ValueError as exc:
                 raise self.error(head, f"pattern {go_quote(value)}: regexp error: {exc}") from None
             spec.attrs["pattern"] = value
         elif name == "asenv":
@@ -775,12 +731,11 @@ class _Reader:
             )
 
     def check_env_name(self, head: IdentifierNode, name: str) -> None:
-        if not _ENV_NAME.fullmatch(name):
+        if not VALID_NAME.fullmatch(name):
             raise self.error(head, f"asenv {go_quote(name)} is not a valid environment variable")
-        if name.upper() in _ENV_DENIED or name.upper().startswith(_ENV_DENIED_PREFIXES):
-            raise self.error(
-                head, f"asenv {go_quote(name)} would let the caller change how programs run"
-            )
+        refusal = refused_env_name(name)
+        if refusal:
+            raise self.error(head, f"asenv {go_quote(name)} {refusal}")
 
 
 # --- public API -----------------------------------------------------------------------------
@@ -841,6 +796,44 @@ def _json_type(value: Any) -> str:
     return "array" if isinstance(value, list | tuple) else type(value).__name__
 
 
+def _pieces(nodes: list[Node]) -> Iterator[Text | Action]:
+    """The template's text and value-writing actions in source order (both arms of a branch,
+    one after the other)."""
+    for node in nodes:
+        if isinstance(node, TextNode):
+            yield Text(node.text)
+        elif isinstance(node, ActionNode):
+            last = node.pipe.cmds[-1].args[0]
+            writes_nothing = node.pipe.decls or (
+                isinstance(last, IdentifierNode) and last.name == "asenv"
+            )
+            if not writes_nothing:
+                yield Action(node.pos)
+        elif isinstance(node, BranchNode):
+            yield from _pieces(node.body)
+            yield from _pieces(node.else_body)
+
+
+def _check_quote_contexts(text: str, file_name: str, dialect: str, template: Template) -> None:
+    """RunbookTemplateError for the first action written inside a quote (or other context)
+    where its value's quoting would not hold: see :mod:`core.quote_context`."""
+    found = misplaced_actions(dialect, _pieces(template.nodes))
+    if not found:
+        return
+    first = found[0]
+    line, col = Source(text).where(first.pos)
+    close = text.find("}}", first.pos)
+    action = " ".join(text[first.pos : close + 2 if close >= 0 else None].split())
+    if len(action) > 60:
+        action = action[:57] + "..."
+    raise RunbookTemplateError(
+        f"template parse error: line {line}, col {col}: the action {action} in {file_name} "
+        f"sits {first.context}, where no quoting keeps a value data; {first.advice}",
+        line,
+        col,
+    )
+
+
 def parse_runbook(text: str, file_name: str) -> RunbookTemplate:
     """Parse a runbook file; RunbookTemplateError (with line/col when known) if it is broken."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_TEMPLATE_BYTES:
@@ -855,6 +848,7 @@ def parse_runbook(text: str, file_name: str) -> RunbookTemplate:
         raise RunbookTemplateError(
             f"template parse error: {where}{exc.reason}", exc.line, exc.col
         ) from None
+    _check_quote_contexts(text, file_name, dialect, template)
     params = {name: spec.freeze() for name, spec in reader.specs.items()}
     for spec in params.values():
         low, high = spec.minlength, spec.maxlength

@@ -31,7 +31,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _GROUP = re.compile(r"^[^\s,][^,]{0,199}$")
 _FIELDS = (
     "name", "type", "subtype", "command", "env", "secret", "dsn", "password", "reviewers",
-    "runbooks", "access_mode_runbooks",
+    "runbooks", "access_mode_runbooks", "allowed_client_args",
 )  # fmt: skip
 
 
@@ -57,6 +57,15 @@ def _command(value: Any) -> list[str]:
     if any(not part or "\0" in part for part in command):
         raise ConnectionSpecError("command: an argument is empty or contains a NUL byte")
     return command
+
+
+def _allowed_client_args(value: Any) -> list[str]:
+    allowed = _strings(value, "allowed_client_args")
+    if any(not arg or "\0" in arg for arg in allowed):
+        raise ConnectionSpecError(
+            "allowed_client_args: an argument is empty or contains a NUL byte"
+        )
+    return list(dict.fromkeys(allowed))
 
 
 def _plain_env(doc: Mapping[str, Any]) -> dict[str, str | None]:
@@ -188,6 +197,7 @@ def connection_spec(
         "dsn": dsn_ref,
         "reviewers": list(dict.fromkeys(reviewers)),
         "runbooks": _runbooks(doc),
+        "allowed_client_args": _allowed_client_args(doc.get("allowed_client_args")),
     }
 
 
@@ -272,6 +282,7 @@ def connection_view(row: Definition) -> dict[str, Any]:
         "reviewers": list(spec.get("reviewers") or []),
         "access_mode_runbooks": "enabled" if runbooks["enabled"] else "disabled",
         "runbooks": dict(runbooks),
+        "allowed_client_args": list(spec.get("allowed_client_args") or []),
         "status": "online",
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),

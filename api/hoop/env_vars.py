@@ -2,18 +2,20 @@
 
 The document's example (`{"envvar": "PASSWORD:MTIz"}`) is a rendering of the same thing with
 the name moved into the value; a key that is exactly a type takes its name from the value.
+Names that change how programs run or where a database client connects are refused
+(:mod:`core.env_names`), as for a template's `asenv`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from core.env_names import VALID_NAME, refused_env_name
+
 KINDS = ("envvar", "filesystem")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class EnvVarsError(ValueError):
@@ -68,8 +70,11 @@ def parse_env_vars(raw: Mapping[str, str] | None) -> EnvVars:
                     f'env_vars[{key}]: unknow environment variable type "{kind}", '
                     'accepted: "filesystem", "envvar"'
                 )
-        if not _NAME.match(name):
+        if not VALID_NAME.fullmatch(name):
             raise EnvVarsError(f"env_vars[{key}]: {name!r} is not a valid variable name")
+        refusal = refused_env_name(name)
+        if refusal:
+            raise EnvVarsError(f"env_vars[{key}]: {name} {refusal}")
         target = out.env if kind == "envvar" else out.files
         target[name] = _decode(encoded, key)
     return out

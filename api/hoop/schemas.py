@@ -13,7 +13,11 @@ class ExecRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     file_name: str = Field(description="The runbook's path in the repository.")
-    client_args: list[str] | None = Field(default=None, description="Appended to the command.")
+    client_args: list[str] | None = Field(
+        default=None,
+        description="Appended to the command; each must be in the connection's "
+        "allowed_client_args.",
+    )
     env_vars: dict[str, str] | None = Field(
         default=None, description='{"envvar:NAME": base64, "filesystem:NAME": base64}'
     )

@@ -23,6 +23,7 @@ from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError, bad_request, not_found
 from api.hoop import schemas
+from api.hoop.client_args import ClientArgsError, check_client_args
 from api.hoop.connections import DIALECT, get_connection, secret_writer
 from api.hoop.env_vars import EnvVarsError, parse_env_vars
 from api.hoop.repository import RepositoryUnavailable, Snapshot
@@ -86,14 +87,15 @@ def prepare_exec(
     check_ref_hash(snapshot, body.ref_hash)
     template = find_runbook(snapshot, connection, body.file_name)
     parameters = body.parameters or {}
-    try:
-        rendered = template.render(parameters)
-        env_vars = parse_env_vars(body.env_vars)
-    except (RunbookInputError, EnvVarsError) as exc:
-        raise bad_request(str(exc)) from exc
     client_args = body.client_args or []
-    if any("\0" in arg for arg in client_args):
-        raise bad_request("client_args: an argument contains a NUL byte")
+    try:
+        check_client_args(
+            client_args, connection.spec.get("allowed_client_args") or [], connection.name
+        )
+        env_vars = parse_env_vars(body.env_vars)
+        rendered = template.render(parameters)
+    except (ClientArgsError, RunbookInputError, EnvVarsError) as exc:
+        raise bad_request(str(exc)) from exc
 
     secret = secret_writer(session, box)
     spec = connection.spec

@@ -23,8 +23,10 @@ from activities.executors import EXECUTORS, ActionContext, Executed
 from activities.runbook_exec import (
     PSQL_ARGV,
     RunbookSpecError,
+    _plan,
     connection_argv_env,
     run_runbook,
+    runbook_env,
     utf8_prefix,
 )
 from activities.runs import PRE_RENDERED_KINDS, RunActivities
@@ -666,6 +668,58 @@ def test_request_env_cannot_redirect_the_connection(runner: Runner, pg_database:
     )
     assert result.error is None, result.stdout
     assert result.stdout.splitlines()[1] == make_url(pg_database).database
+
+
+@pytest.mark.postgres
+def test_client_variables_come_only_from_the_connection(runner: Runner, pg_database: str) -> None:
+    """PG* variables from a request or a template never reach psql, not even those the
+    connection leaves unset (PGAPPNAME, PGOPTIONS, PGHOSTADDR would repoint it)."""
+    url = make_url(pg_database)
+    dsn = f"postgresql://{url.username}:{quote(DB_PASSWORD)}@{url.host}:{url.port}/{url.database}"
+    script = "SELECT current_setting('application_name') AS app, current_setting('search_path');\n"
+    result = runner(
+        {
+            **database("postgres", script, dsn=dsn),
+            "env_vars": {"PGAPPNAME": "caller-app", "PGHOSTADDR": "127.0.0.2"},
+            "template_env": {"PGOPTIONS": "-c search_path=caller_schema"},
+        }
+    )
+    assert result.error is None, result.stdout
+    row = result.stdout.splitlines()[1]
+    assert "caller-app" not in row and "caller_schema" not in row, row
+    assert row.startswith("psql\t"), row
+
+
+@pytest.mark.postgres
+def test_psql_ignores_psqlrc(
+    runner: Runner, pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psql runs with -X: a ~/.psqlrc (here one that would run a shell command) is not read."""
+    home = tmp_path / "home"
+    home.mkdir()
+    marker = tmp_path / "psqlrc-ran"
+    (home / ".psqlrc").write_text(f"\\! touch {marker}\n\\echo psqlrc-ran\n")
+    monkeypatch.setenv("HOME", str(home))
+    result = runner(database("postgres", "SELECT 1 AS one;\n", dsn=_libpq_dsn(pg_database)))
+    assert result.error is None, result.stdout
+    assert result.stdout == "one\n1\n(1 row)\n"
+    assert not marker.exists()
+
+
+def test_runbook_env_keeps_client_variables_for_the_connection() -> None:
+    """The environment's layers; client variables only from the connection's own settings."""
+    spec = {
+        **custom(
+            "",
+            connection_env={"A": "c", "PGHOST": "conn-host", "B": "c"},
+            env_vars={"B": "r", "PGHOST": "req", "MYSQL_PWD": "req"},
+            template_env={"C": "t", "pgport": "1"},
+        ),
+        "files": {"PSQLRC": "x"},
+    }
+    plan = _plan(spec)
+    env = runbook_env({"PATH": "/bin", "PGUSER": "worker"}, plan, {"PSQLRC": "/f"})
+    assert env == {"PATH": "/bin", "A": "c", "B": "r", "C": "t", "PGHOST": "conn-host"}
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,6 +40,16 @@ def test_decodes(raw: dict[str, str] | None, expected: EnvVars) -> None:
         ({"envvar": "MTIz"}, "want the value as NAME:<base64>"),
         ({"envvar:X": "/w=="}, "not UTF-8 text"),
         ({"envvar:X": "AA=="}, "NUL byte"),
+        # Names that redirect a database client or make a program run code are refused.
+        ({"envvar:PGHOSTADDR": "MTIz"}, "env_vars[envvar:PGHOSTADDR]: PGHOSTADDR belongs to"),
+        ({"envvar:MYSQL_HOST": "MTIz"}, "MYSQL_HOST belongs to the database client"),
+        ({"filesystem:BASH_ENV": "MTIz"}, "env_vars[filesystem:BASH_ENV]: BASH_ENV would let"),
+        ({"filesystem:ENV": "MTIz"}, "ENV would let the caller change how programs run"),
+        ({"envvar:HOME": "MTIz"}, "HOME would let the caller change how programs run"),
+        ({"envvar:GIT_SSH_COMMAND": "MTIz"}, "GIT_SSH_COMMAND would let"),
+        ({"envvar:PYTHONPATH": "MTIz"}, "PYTHONPATH would let"),
+        ({"envvar:LD_PRELOAD": "MTIz"}, "LD_PRELOAD would let"),
+        ({"envvar": "PGHOST:MTIz"}, "env_vars[envvar]: PGHOST belongs to the database client"),
     ],
 )
 def test_refuses(raw: dict[str, str], message: str) -> None:

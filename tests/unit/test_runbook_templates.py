@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,12 @@ def test_every_input_type_is_recorded_and_not_enforced(kind: str) -> None:
             'parameter "x": minlength 5 is greater than maxlength 2',
         ),
         ('{{ .x | pattern "(" }}', 'pattern "(": regexp error: missing )'),
+        # Go's syntax, checked by RE2: what Python's re would accept, Go refuses.
+        ('{{ .x | pattern "(?<=a)b" }}', 'pattern "(?<=a)b": regexp error: invalid perl operator'),
+        ('{{ .x | pattern "(a)\\\\1" }}', "regexp error: invalid escape sequence: \\1"),
+        ('{{ .x | pattern "[[:foo:]]" }}', "regexp error: invalid character class range"),
+        ('{{ .x | pattern "a{1001}" }}', 'pattern "a{1001}": regexp error: invalid repeat count'),
+        ('{{ .x | pattern "a{99999999999}" }}', "regexp error: invalid repeat count"),
         ('{{ .x | asenv "1BAD" }}', 'asenv "1BAD" is not a valid environment variable'),
         ('{{ .x | asenv "A-B" }}', 'asenv "A-B" is not a valid environment variable'),
         ('{{ .x | asenv "" }}', 'asenv "" is not a valid environment variable'),
@@ -249,6 +256,11 @@ def test_every_input_type_is_recorded_and_not_enforced(kind: str) -> None:
         ('{{ .x | asenv "PATH" }}', 'asenv "PATH" would let the caller change how programs run'),
         ('{{ .x | asenv "bash_env" }}', 'asenv "bash_env" would let the caller change'),
         ('{{ .x | asenv "BASH_FUNC_ls%%" }}', "is not a valid environment variable"),
+        ('{{ .x | asenv "HOME" }}', 'asenv "HOME" would let the caller change how programs run'),
+        ('{{ .x | asenv "GIT_DIR" }}', 'asenv "GIT_DIR" would let the caller change how'),
+        ('{{ .x | asenv "PYTHONWARNINGS" }}', 'asenv "PYTHONWARNINGS" would let the caller'),
+        ('{{ .x | asenv "PGHOSTADDR" }}', 'asenv "PGHOSTADDR" belongs to the database client'),
+        ('{{ .x | asenv "mysql_pwd" }}', 'asenv "mysql_pwd" belongs to the database client'),
         (
             '{{ .x | quotechar "`" }}',
             'quotechar "`" is not supported in a shell runbook; use "\'" or "\\""',
@@ -383,13 +395,15 @@ def test_render(text: str, params: dict[str, Any], expected: str) -> None:
 
 def test_asenv_env_and_hoop_wire_form() -> None:
     template = parse_runbook(
-        'psql {{ .pw | required "pw" | asenv "PGPASSWORD" }}-c {{ .q | asenv "QUERY" | squote }}',
+        'psql {{ .pw | required "pw" | asenv "DB_PASSWORD" }}-c {{ .q | asenv "QUERY" | squote }}',
         SH,
     )
     rendered = template.render({"pw": "s3 cr$t'", "q": "SELECT 1; -- x"})
-    assert rendered == Rendered("psql -c ''", {"PGPASSWORD": "s3 cr$t'", "QUERY": "SELECT 1; -- x"})
+    assert rendered == Rendered(
+        "psql -c ''", {"DB_PASSWORD": "s3 cr$t'", "QUERY": "SELECT 1; -- x"}
+    )
     assert rendered.hoop_env_vars() == {
-        "envvar:PGPASSWORD": "czMgY3IkdCc=",
+        "envvar:DB_PASSWORD": "czMgY3IkdCc=",
         "envvar:QUERY": "U0VMRUNUIDE7IC0tIHg=",
     }
     assert parse_runbook("x", SH).render({}).env == {}
@@ -691,3 +705,15 @@ def test_template_is_reusable_and_repr() -> None:
     assert (first.env, second.env) == ({"A": "1"}, {"A": "2"})
     assert (first.text, second.text) == ("'x'", "'y'")
     assert repr(template) == "<RunbookTemplate x.runbook.sh (shell) ['a', 'b']>"
+
+
+def test_pattern_is_linear_time() -> None:
+    """RE2 answers a catastrophic-backtracking pattern at once (Python's re would not end)."""
+    template = parse_runbook('{{ .x | pattern "^(a+)+$" | squote }}', SH)
+    started = time.monotonic()
+    with pytest.raises(RunbookInputError, match=r"pattern didn't match:\^\(a\+\)\+\$"):
+        template.render({"x": "a" * 40 + "!"})
+    with pytest.raises(RunbookInputError):
+        template.render({"x": "a" * 100_000 + "!"})
+    assert time.monotonic() - started < 1
+    assert template.render({"x": "aaaa"}).text == "'aaaa'"

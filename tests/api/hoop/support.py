@@ -118,6 +118,7 @@ CONNECTIONS: list[dict[str, Any]] = [
         "command": ["bash"],
         "secret": {"envvar:GREETING": b64("hello from the connection")},
         "runbooks": {"path_prefix": "ops/"},
+        "allowed_client_args": ["-x"],
     },
     {"name": "py", "type": "custom", "command": ["python3"], "runbooks": {"path_prefix": "py/"}},
     {
