@@ -29,11 +29,13 @@ from activities.callbacks import (
     CallbackDispatcher,
     CallbacksPending,
     LiveSender,
+    SigningKeys,
     abandon_pending,
     deliver_pending,
     events_after,
 )
 from core.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
+from core.egress import DEV_ALLOW, EgressPolicy
 from core.events import EventLevel, EventRecord
 from core.settings import Settings
 from core.store.migrate import upgrade
@@ -50,6 +52,8 @@ from workflows.callbacks import (
 from workflows.contracts import CallbackSpec
 
 KEY = "callback-test-key"
+# What dev mode and the test settings allow: the receivers here listen on loopback.
+LOOPBACK = EgressPolicy.parse(DEV_ALLOW)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +235,7 @@ def queue_name() -> str:
 def test_outbox_rows_for_error_and_result(sessions: sessionmaker[Session]) -> None:
     """ERROR and RESULT callbacks get outbox rows written with the events; DEBUG posts live."""
     run = make_run(sessions)
-    sender = LiveSender(signing_key=KEY)
+    sender = LiveSender(policy=LOOPBACK, signing_key=KEY)
     with Receiver() as live:
         dispatcher = CallbackDispatcher(
             [
@@ -263,7 +267,7 @@ def test_outbox_rows_for_error_and_result(sessions: sessionmaker[Session]) -> No
         assert {r.level for r in rows} == {"ERROR", "RESULT"}
         # DEBUG: every event, live, signed, none through the outbox.
         assert [h.document["event_type"] for h in live.hits] == [e.event_type for e in BATCH]
-        assert all(verify(h.body, KEY, h.headers.get(SIGNATURE_HEADER)) for h in live.hits)
+        assert all(verify(h.body, KEY, h.headers) for h in live.hits)
         assert final_status(live.hits[-1]) == "FAILURE"
 
 
@@ -277,7 +281,7 @@ def test_a_rolled_back_batch_leaves_no_rows_and_sends_nothing(
 ) -> None:
     """An event and its delivery are written together: a failed batch leaves neither."""
     run = make_run(sessions)
-    sender = LiveSender()
+    sender = LiveSender(policy=LOOPBACK)
     with Receiver() as live:
         dispatcher = CallbackDispatcher(
             [CallbackSpec("http://127.0.0.1:9/x", "ERROR"), CallbackSpec(live.url, "DEBUG")],
@@ -326,8 +330,8 @@ async def test_delivery_marks_rows_delivered_with_valid_signatures(
         for hit in receiver.hits:
             assert hit.path == "/hook"
             assert hit.headers["Content-Type"] == "application/json"
-            assert verify(hit.body, KEY, hit.headers[SIGNATURE_HEADER])
-            assert not verify(hit.body, "wrong-key", hit.headers[SIGNATURE_HEADER])
+            assert verify(hit.body, KEY, hit.headers)
+            assert not verify(hit.body, "wrong-key", hit.headers)
             row = stored[hit.headers[DELIVERY_HEADER]]
             assert hit.document == row.payload
         seqs = [h.document["message"]["seq"] for h in receiver.hits]
@@ -449,7 +453,7 @@ def test_giving_up_marks_pending_rows_failed(sessions: sessionmaker[Session]) ->
     url = f"http://127.0.0.1:{free_port()}/hook"
     store(sessions, run, CallbackDispatcher([CallbackSpec(url, "RESULT")]), [RESULT_EVENT])
     with pytest.raises(CallbacksPending, match="1 callback deliveries"):
-        deliver_pending(sessions, run.id, signing_key="", timeout=1.0)
+        deliver_pending(sessions, run.id, keys=SigningKeys(), policy=LOOPBACK, timeout=1.0)
     report = abandon_pending(sessions, run.id, "activity ScheduleToClose timeout")
     assert report == CallbackReport(failed=1)
     (row,) = pending_rows(sessions, run.id)
@@ -474,7 +478,7 @@ def timed() -> Iterator[list[float]]:
 def test_live_debug_never_blocks_the_caller(sessions: sessionmaker[Session]) -> None:
     """A receiver that takes 5 s per POST does not slow storing events; overflow is dropped."""
     run = make_run(sessions)
-    sender = LiveSender(timeout=10.0, max_queue=5)
+    sender = LiveSender(policy=LOOPBACK, timeout=10.0, max_queue=5)
     with Receiver(delay=5.0) as slow:
         dispatcher = CallbackDispatcher([CallbackSpec(slow.url, "DEBUG")], sender=sender)
         # Warm up: the sender thread is now stuck in a 5 s POST.
@@ -497,7 +501,7 @@ def test_live_debug_never_blocks_the_caller(sessions: sessionmaker[Session]) -> 
 def test_live_debug_never_raises(sessions: sessionmaker[Session]) -> None:
     """Refused connections and bad URLs are counted, not raised; the sender keeps going."""
     run = make_run(sessions)
-    sender = LiveSender(timeout=1.0)
+    sender = LiveSender(policy=LOOPBACK, timeout=1.0)
     with Receiver() as good:
         dispatcher = CallbackDispatcher(
             [
