@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Worker
@@ -34,12 +34,14 @@ from activities.callbacks import (
     deliver_pending,
     events_after,
 )
-from core.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
+from core.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from core.egress import DEV_ALLOW, EgressPolicy
 from core.events import EventLevel, EventRecord
+from core.secrets import SecretBox
 from core.settings import Settings
+from core.store.callback_keys import clear_callback_key, set_callback_key
 from core.store.migrate import upgrade
-from core.store.models import Account, CallbackDelivery, Definition, Run
+from core.store.models import Account, CallbackDelivery, Definition, Run, Secret
 from core.store.runs import append_events
 from core.store.session import make_engine, make_session_factory, transaction
 from tests.stack import make_settings
@@ -521,3 +523,112 @@ def test_live_debug_never_raises(sessions: sessionmaker[Session]) -> None:
         assert good.hits[0].headers[DELIVERY_HEADER]
     # Closed: later events are dropped quietly.
     assert sender.submit(good.url, {"x": 1}) is False
+
+
+# --------------------------------------------------------------------------------------------
+# Egress: receivers at refused addresses, and the account's own signing key.
+# --------------------------------------------------------------------------------------------
+
+
+async def test_a_refused_receiver_fails_at_once_naming_the_address(
+    temporal: Client, tmp_path: Path
+) -> None:
+    """With loopback not allowed, a delivery to it is failed on the first pass with the
+    address named, the receiver hears nothing, and other receivers are not held up."""
+    strict = make_settings(
+        tmp_path / "strict", callback_signing_key=KEY, egress_allow="192.0.2.0/24"
+    )
+    upgrade(strict.database_url)
+    engine = make_engine(strict.database_url)
+    sessions = make_session_factory(engine)
+    run = make_run(sessions)
+    with Receiver() as receiver:
+        named = receiver.url.replace("127.0.0.1", "localhost")
+        dispatcher = CallbackDispatcher(
+            [CallbackSpec(receiver.url, "RESULT"), CallbackSpec(named, "ERROR")]
+        )
+        store(sessions, run, dispatcher, BATCH)
+        queue = queue_name()
+        async with delivery_worker(temporal, sessions, strict, queue):
+            handle = await start_delivery(temporal, run.id, queue)
+            report = await asyncio.wait_for(handle.result(), 20)
+        rows = pending_rows(sessions, run.id)
+        assert report == CallbackReport(delivered=0, failed=len(rows))
+        assert receiver.hits == []
+    for row in rows:
+        assert (row.status, row.attempts) == ("failed", 1)
+        assert row.last_error is not None
+        assert "127.0.0.1 (loopback)" in row.last_error
+        assert "RUNWRIGHT_EGRESS_ALLOW" in row.last_error
+    assert any(r.last_error and "localhost: 127.0.0.1" in r.last_error for r in rows)
+    engine.dispose()
+
+
+def test_live_debug_to_a_refused_address_sends_nothing(sessions: sessionmaker[Session]) -> None:
+    """The live sender goes through the same check: refused posts are counted as errors."""
+    run = make_run(sessions)
+    sender = LiveSender(policy=EgressPolicy(), signing_key=KEY)
+    with Receiver() as live:
+        dispatcher = CallbackDispatcher([CallbackSpec(live.url, "DEBUG")], sender=sender)
+        store(sessions, run, dispatcher, BATCH[:2])
+        sender.close(timeout=5.0)
+        assert live.hits == []
+    assert (sender.sent, sender.errors) == (0, 2)
+
+
+ACCOUNT_KEY = "acme-own-callback-key-0123456789"
+
+
+def give_account_key(sessions: sessionmaker[Session], settings: Settings, run: Run) -> str:
+    with transaction(sessions) as session:
+        account = session.get(Account, run.account_id)
+        assert account is not None
+        return set_callback_key(session, SecretBox(settings.secret_key), account, ACCOUNT_KEY)
+
+
+async def test_an_account_key_signs_its_callbacks(
+    temporal: Client, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """With a key of its own, an account's deliveries (outbox and live) are signed with it,
+    over the timestamp and delivery id, and no longer with the deployment's key."""
+    run = make_run(sessions)
+    assert give_account_key(sessions, settings, run) == ACCOUNT_KEY
+    with Receiver() as receiver:
+        queue = queue_name()
+        async with delivery_worker(temporal, sessions, settings, queue) as acts:
+            dispatcher = acts.dispatcher(
+                [CallbackSpec(receiver.url, "RESULT"), CallbackSpec(receiver.url, "DEBUG")]
+            )
+            store(sessions, run, dispatcher, [RESULT_EVENT])
+            before = time.time()
+            handle = await start_delivery(temporal, run.id, queue)
+            assert (await asyncio.wait_for(handle.result(), 20)).delivered == 1
+            acts.sender.close(timeout=5.0)
+        assert len(receiver.hits) == 2  # the live DEBUG post and the RESULT delivery
+        (row,) = pending_rows(sessions, run.id)
+        for hit in receiver.hits:
+            assert verify(hit.body, ACCOUNT_KEY, hit.headers)
+            assert not verify(hit.body, KEY, hit.headers)
+            assert abs(int(hit.headers[TIMESTAMP_HEADER]) - before) < 30
+        outbox = [h for h in receiver.hits if h.headers[DELIVERY_HEADER] == row.id]
+        assert len(outbox) == 1
+        # Replayed under another delivery id, the same bytes and signature do not verify.
+        forged = {**outbox[0].headers, DELIVERY_HEADER: "another-delivery"}
+        assert not verify(outbox[0].body, ACCOUNT_KEY, forged)
+
+
+def test_clearing_the_account_key_brings_back_the_deployment_key(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Without its own key an account's callbacks use RUNWRIGHT_CALLBACK_SIGNING_KEY; the
+    removed key's secret row is deleted."""
+    run = make_run(sessions)
+    give_account_key(sessions, settings, run)
+    keys = SigningKeys(KEY, SecretBox(settings.secret_key))
+    with transaction(sessions) as session:
+        assert keys.for_run(session, run.id) == ACCOUNT_KEY
+        account = session.get(Account, run.account_id)
+        assert account is not None and clear_callback_key(session, account)
+    with sessions() as session:
+        assert keys.for_run(session, run.id) == KEY
+        assert session.scalar(select(func.count()).select_from(Secret)) == 0
