@@ -103,9 +103,7 @@ async def test_a_huge_answer_is_cut_at_the_cap(
     """A 512 MiB answer: the action completes with the body cut at the cap and marked, and
     the worker stopped reading long before the end."""
     cap = 64 * 1024
-    settings = make_settings(
-        tmp_path / "home", secret_key=TEST_SECRET_KEY, http_body_cap_bytes=cap
-    )
+    settings = make_settings(tmp_path / "home", secret_key=TEST_SECRET_KEY, http_body_cap_bytes=cap)
     async with stack_for(settings, temporal) as stack:
         items = await stack.apply(playbook(f"{endpoint.url}/huge"))
         run_id = await stack.run({"id": items[0]["id"]})
