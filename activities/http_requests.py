@@ -101,7 +101,7 @@ def send_request(
         ):
             data, more = read_capped(response, limits.body_cap + REDACT_LOOKAHEAD)
             encoding = response.encoding or "utf-8"
-    except (httpx.HTTPError, EgressRefused) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, EgressRefused) as exc:
         return HttpOutcome(
             code=None, body="", error=redactor.redact(f"request to {url} failed: {exc}")
         )
