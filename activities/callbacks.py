@@ -34,7 +34,7 @@ from core.callbacks import (
 )
 from core.egress import EgressPolicy, EgressRefused, egress_client
 from core.events import EventLevel
-from core.secrets import SecretBox
+from core.secrets import SecretBox, SecretError
 from core.settings import Settings
 from core.store.callback_keys import callback_key
 from core.store.models import Account, CallbackDelivery, Run, RunEvent, new_id, utcnow
@@ -234,7 +234,14 @@ class CallbackDispatcher:
             session.add_all(rows)
             session.flush()
         if live and self._sender is not None:
-            key = self._keys.for_account(session, run.account_id) if self._keys else None
+            try:
+                key = self._keys.for_account(session, run.account_id) if self._keys else None
+            except (SecretError, KeyError) as exc:
+                # Storing the events matters more than best-effort posts: skip, don't raise.
+                log.warning(
+                    "live callbacks of run %s not sent: account key unreadable: %s", run.id, exc
+                )
+                return rows
             self._send_after_commit(session, self._sender, live, key)
         return rows
 
