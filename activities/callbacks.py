@@ -4,7 +4,9 @@
 ERROR and RESULT deliveries become outbox rows (`callback_deliveries`) written together with
 their events; DEBUG deliveries are POSTed live by a `LiveSender` thread once that transaction
 commits, best effort. `deliver_pending` (the `deliver_callbacks` activity, retried by the
-DeliverCallbacks workflow) POSTs the pending rows. Headers and signature: `core.callbacks`.
+DeliverCallbacks workflow) POSTs the pending rows. Headers and signature: `core.callbacks`;
+the key is the run's account's own (`core.store.callback_keys`) or the deployment's. Every
+POST goes through `core.egress`: a receiver at a refused address fails its delivery at once.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from core.callbacks import (
     stored_event,
     wants,
 )
+from core.egress import EgressPolicy, EgressRefused, egress_client
 from core.events import EventLevel
+from core.secrets import SecretBox, SecretError
 from core.settings import Settings
+from core.store.callback_keys import callback_key
 from core.store.models import Account, CallbackDelivery, Run, RunEvent, new_id, utcnow
 from core.store.runs import status_before
 from core.store.session import transaction
@@ -59,6 +64,27 @@ class CallbacksPending(Exception):
     """Some outbox rows are still pending after a delivery pass (retryable: try again later)."""
 
 
+class SigningKeys:
+    """Which key signs a run's callbacks: its account's own when set, else the deployment's."""
+
+    def __init__(self, default: str = "", box: SecretBox | None = None) -> None:
+        self._default = default
+        self._box = box
+
+    def for_account(self, session: Session, account_id: str | None) -> str:
+        """The key for callbacks of runs of this account ("" : unsigned)."""
+        if self._box is not None:
+            own = callback_key(session, self._box, account_id)
+            if own:
+                return own
+        return self._default
+
+    def for_run(self, session: Session, run_id: str) -> str:
+        """The key for callbacks of this run."""
+        run = session.get(Run, run_id)
+        return self.for_account(session, run.account_id if run is not None else None)
+
+
 def events_after(session: Session, run_id: str, after_seq: int) -> list[StoredEvent]:
     """A run's stored events numbered above `after_seq`, in order (a batch just appended)."""
     rows = session.scalars(
@@ -75,13 +101,15 @@ class LiveSender:
     def __init__(
         self,
         *,
+        policy: EgressPolicy,
         signing_key: str = "",
         timeout: float = LIVE_TIMEOUT_SECONDS,
         max_queue: int = LIVE_QUEUE_SIZE,
     ) -> None:
+        self._policy = policy
         self._key = signing_key
         self._timeout = timeout
-        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[tuple[str, bytes, str] | None] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -89,13 +117,14 @@ class LiveSender:
         self.sent = 0  # posts answered 2xx
         self.errors = 0  # posts that failed (error or non-2xx)
 
-    def submit(self, url: str, document: dict[str, object]) -> bool:
-        """Queue one POST; False (and dropped) when the queue is full or the sender closed."""
+    def submit(self, url: str, document: dict[str, object], key: str | None = None) -> bool:
+        """Queue one POST, signed with `key` (default: the sender's); False (and dropped)
+        when the queue is full or the sender closed."""
         try:
             if self._closed:
                 return False
             self._start()
-            self._queue.put_nowait((url, encode(document)))
+            self._queue.put_nowait((url, encode(document), self._key if key is None else key))
             return True
         except queue.Full:
             self.dropped += 1
@@ -128,15 +157,15 @@ class LiveSender:
                 self._thread.start()
 
     def _loop(self) -> None:
-        with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
+        with egress_client(self._policy, timeout=self._timeout) as client:
             while True:
                 item = self._queue.get()
                 if item is None:
                     return
-                url, body = item
+                url, body, key = item
                 try:
                     response = client.post(
-                        url, content=body, headers=delivery_headers(new_id(), body, self._key)
+                        url, content=body, headers=delivery_headers(new_id(), body, key)
                     )
                 except Exception:  # best effort: the thread outlives any error
                     self.errors += 1
@@ -158,6 +187,7 @@ class CallbackDispatcher:
         *,
         sender: LiveSender | None = None,
         account_alias: str | None = None,
+        keys: SigningKeys | None = None,
     ) -> None:
         self._callbacks: list[tuple[str, EventLevel]] = []
         for spec in callbacks:
@@ -168,6 +198,7 @@ class CallbackDispatcher:
                 log.warning("callback %s ignored: %s", spec.url, exc)
         self._sender = sender
         self._alias = account_alias
+        self._keys = keys
 
     @property
     def active(self) -> bool:
@@ -203,7 +234,15 @@ class CallbackDispatcher:
             session.add_all(rows)
             session.flush()
         if live and self._sender is not None:
-            self._send_after_commit(session, self._sender, live)
+            try:
+                key = self._keys.for_account(session, run.account_id) if self._keys else None
+            except (SecretError, KeyError) as exc:
+                # Storing the events matters more than best-effort posts: skip, don't raise.
+                log.warning(
+                    "live callbacks of run %s not sent: account key unreadable: %s", run.id, exc
+                )
+                return rows
+            self._send_after_commit(session, self._sender, live, key)
         return rows
 
     def _account_alias(self, session: Session, run: Run) -> str:
@@ -214,13 +253,16 @@ class CallbackDispatcher:
 
     @staticmethod
     def _send_after_commit(
-        session: Session, sender: LiveSender, live: list[tuple[str, dict[str, object]]]
+        session: Session,
+        sender: LiveSender,
+        live: list[tuple[str, dict[str, object]]],
+        key: str | None,
     ) -> None:
         """Post once the events are committed (never for a batch that rolled back)."""
 
         def send() -> None:
             for url, document in live:
-                sender.submit(url, document)
+                sender.submit(url, document, key)
 
         if not session.in_transaction():
             send()
@@ -256,19 +298,21 @@ def deliver_pending(
     sessions: sessionmaker[Session],
     run_id: str,
     *,
-    signing_key: str,
+    keys: SigningKeys,
+    policy: EgressPolicy,
     timeout: float,
     heartbeat: Callable[[str], None] | None = None,
-    transport: httpx.BaseTransport | None = None,
 ) -> CallbackReport:
     """POST each pending row of a run in order; raise CallbacksPending if any is left.
 
     A row is delivered on a 2xx answer; otherwise its attempts and last error are recorded
     and it stays pending. After one failure, a URL's later rows wait for the next pass, so
     a receiver sees its events in order and a dead one costs one timeout per pass. A URL
-    that can never be posted to (not http or https) is marked failed at once.
+    that can never be posted to (not http or https, or an address the egress policy refuses)
+    is marked failed at once.
     """
     with sessions() as session:
+        signing_key = keys.for_run(session, run_id)
         rows = list(
             session.scalars(
                 select(CallbackDelivery).where(
@@ -279,7 +323,7 @@ def deliver_pending(
     rows.sort(key=lambda r: (r.created_at, _seq(r)))
     delivered = failed = 0
     blocked: set[str] = set()
-    with httpx.Client(timeout=timeout, follow_redirects=False, transport=transport) as client:
+    with egress_client(policy, timeout=timeout) as client:
         for row in rows:
             if row.url in blocked:
                 continue
@@ -290,7 +334,13 @@ def deliver_pending(
                 _settle(sessions, row.id, status=FAILED, error=bad_url)
                 failed += 1
                 continue
-            error = _post(client, row, signing_key)
+            try:
+                error = _post(client, row, signing_key)
+            except EgressRefused as exc:
+                # Permanent: retrying for a day would not make the address acceptable.
+                _settle(sessions, row.id, status=FAILED, error=f"callback {row.url}: {exc}")
+                failed += 1
+                continue
             if error is None:
                 _settle(sessions, row.id, status=DELIVERED)
                 delivered += 1
@@ -339,7 +389,8 @@ def _unusable_url(url: str) -> str | None:
 
 
 def _post(client: httpx.Client, row: CallbackDelivery, signing_key: str) -> str | None:
-    """POST one row; None when delivered, else what went wrong."""
+    """POST one row; None when delivered, else what went wrong (EgressRefused when the
+    receiver's address is refused)."""
     body = encode(row.payload)
     try:
         response = client.post(
@@ -377,17 +428,22 @@ class CallbackActivities:
 
     def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self._sessions = sessions
-        self._key = settings.callback_signing_key
+        self._keys = SigningKeys(settings.callback_signing_key, SecretBox(settings.secret_key))
+        self._policy = settings.egress_policy
         self._timeout = settings.callback_timeout_seconds
         self.sender = LiveSender(
-            signing_key=self._key, timeout=min(self._timeout, LIVE_TIMEOUT_SECONDS)
+            policy=self._policy,
+            signing_key=settings.callback_signing_key,
+            timeout=min(self._timeout, LIVE_TIMEOUT_SECONDS),
         )
 
     def dispatcher(
         self, callbacks: Sequence[CallbackSpec], *, account_alias: str | None = None
     ) -> CallbackDispatcher:
         """A run's dispatcher, posting DEBUG events through this worker's sender."""
-        return CallbackDispatcher(callbacks, sender=self.sender, account_alias=account_alias)
+        return CallbackDispatcher(
+            callbacks, sender=self.sender, account_alias=account_alias, keys=self._keys
+        )
 
     @activity.defn(name=DELIVER_CALLBACKS)
     def deliver_callbacks(self, inp: DeliverCallbacksInput) -> CallbackReport:
@@ -395,7 +451,8 @@ class CallbackActivities:
         return deliver_pending(
             self._sessions,
             inp.run_id,
-            signing_key=self._key,
+            keys=self._keys,
+            policy=self._policy,
             timeout=self._timeout,
             heartbeat=activity.heartbeat,
         )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from activities.ansible import HostSpec, PlaybookError, PlaybookRequest, run_playbook
 from activities.control import ControlWatch
 from activities.event_log import EventLog
-from activities.http_requests import send_request
+from activities.http_requests import HttpLimits, send_request
 from activities.scripts import RESULT_OUTPUT_CAP, base_env, param_env, run_script
 from core.secrets import Redactor
 from workflows.contracts import ActionSpec
@@ -40,6 +40,7 @@ class ActionContext:
     limit_hosts: list[str]
     events: EventLog
     control: ControlWatch
+    http: HttpLimits = field(default_factory=HttpLimits)
 
     @property
     def redactor(self) -> Redactor:
@@ -79,15 +80,26 @@ def run_exec(ctx: ActionContext) -> Executed:
     return Executed(out.stdout, out.stderr, out.exit_code, out.error)
 
 
+RESULT_CUT_MARKER = "\n[runwright: the result shows the start; the whole body is in /dev/stdout]"
+
+
 def run_http(ctx: ActionContext) -> Executed:
     """One HTTP request."""
     resp = send_request(
-        ctx.spec, timeout_seconds=ctx.action.timeout_seconds, redact=ctx.redactor.redact
+        ctx.spec,
+        timeout_seconds=ctx.action.timeout_seconds,
+        limits=ctx.http,
+        redact=ctx.redactor.redact,
     )
     ctx.write_output(resp.body)
-    return Executed(
-        stdout=resp.body, error=resp.error, data={"code": resp.code, "headers": resp.headers}
-    )
+    data: dict[str, Any] = {"code": resp.code, "headers": resp.headers}
+    if resp.truncated:
+        data["truncated"] = True
+    # The whole kept body is the stdout artifact; the result (in the run's history) its head.
+    stdout = resp.body
+    if len(stdout) > RESULT_OUTPUT_CAP:
+        stdout = stdout[:RESULT_OUTPUT_CAP] + RESULT_CUT_MARKER
+    return Executed(stdout=stdout, error=resp.error, data=data)
 
 
 def run_ansible(ctx: ActionContext) -> Executed:

@@ -21,6 +21,7 @@ from activities.checkout import CheckoutCache, CheckoutError
 from activities.control import ControlWatch
 from activities.event_log import EventLog
 from activities.executors import EXECUTORS, ActionContext, Executed
+from activities.http_requests import HttpLimits
 from core.artifacts import ArtifactStore, guess_content_type
 from core.events import EventLevel, EventRecord
 from core.git_urls import GitUrlError, PathEscapeError, safe_join
@@ -66,6 +67,7 @@ class RunActivities:
         box: SecretBox,
         store: ArtifactStore,
         callbacks: CallbackActivities | None = None,
+        http: HttpLimits | None = None,
     ) -> None:
         self._queue = worker_queue
         self._workspace = workspace
@@ -73,6 +75,7 @@ class RunActivities:
         self._box = box
         self._store = store
         self._callbacks = callbacks
+        self._http = http or HttpLimits()
         self._checkouts = CheckoutCache(workspace / "cache", allowed_schemes)
 
     def _run_dir(self, run_id: str) -> Path:
@@ -191,6 +194,7 @@ class RunActivities:
                 limit_hosts=inp.limit_hosts,
                 events=events,
                 control=ControlWatch(self._sessions, inp.run_id, events),
+                http=self._http,
             )
         )
 

@@ -16,7 +16,7 @@ from temporalio.api.common.v1 import Payloads
 from api.auth import require_role, user_from_header
 from api.deps import ServicesDep, SessionDep
 from api.errors import bad_request
-from core.secrets import EncryptionCodec, SecretError
+from core.secrets import ENCRYPTED_ENCODING, EncryptionCodec, SecretError
 
 router = APIRouter(prefix="/codec", tags=["Temporal codec"])
 
@@ -42,10 +42,29 @@ async def _payloads(request: Request) -> Payloads:
         raise bad_request(f'payloads: expected {{"payloads": [...]}} ({exc})') from exc
 
 
+def refuse_plain(payloads: Payloads) -> None:
+    """400 naming the first payload runwright did not encrypt.
+
+    Decoding is only for what runwright's own codec wrote. Passing anything else through
+    would let a caller feed arbitrary bytes to the decoder and watch what comes back (an
+    oracle); the Temporal UI, told 400, shows a batch as it is stored, and a plain payload
+    is readable there anyway.
+    """
+    for index, payload in enumerate(payloads.payloads):
+        encoding = payload.metadata.get("encoding", b"")
+        if encoding != ENCRYPTED_ENCODING:
+            shown = encoding.decode("utf-8", "replace")[:80]
+            raise bad_request(
+                f"payloads[{index}]: not encrypted by runwright (encoding {shown!r}); "
+                f"only {ENCRYPTED_ENCODING.decode()} payloads are decoded"
+            )
+
+
 @router.post("/decode", dependencies=[Depends(codec_caller)])
 async def decode(request: Request, services: ServicesDep) -> dict[str, Any]:
-    """Decrypt payloads encrypted by runwright; others pass through unchanged."""
+    """Decrypt payloads encrypted by runwright; any other payload is refused (400)."""
     payloads = await _payloads(request)
+    refuse_plain(payloads)
     try:
         decoded = await EncryptionCodec(services.settings.secret_key).decode(payloads.payloads)
     except SecretError as exc:

@@ -14,9 +14,13 @@ Every POST carries a JSON status document (`status_document`) and these headers:
 
 - `X-Runwright-Delivery`: the delivery's id, the same on every retry of one delivery, so a
   receiver de-duplicates by it (for live DEBUG posts it is unique per post);
-- `X-Runwright-Signature`: `sha256=<hex HMAC-SHA256 of the exact body bytes>` under the
-  deployment's RUNWRIGHT_CALLBACK_SIGNING_KEY; absent when no key is set. Receivers check it
-  with a constant-time comparison (`verify`).
+- `X-Runwright-Timestamp`: when this POST was sent, in unix seconds (new on every retry);
+- `X-Runwright-Signature`: `sha256=<hex HMAC-SHA256>` of `<timestamp>.<delivery id>.<body>`
+  (the body's exact bytes) under the run's account key (`runwright account callback-key`) or
+  else the deployment's RUNWRIGHT_CALLBACK_SIGNING_KEY; absent when neither is set. Covering
+  the timestamp and the delivery id means a captured POST cannot be replayed later or passed
+  off as another delivery. Receivers do what `verify` does: recompute in constant time and
+  refuse timestamps older than a few minutes.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -35,6 +41,9 @@ from core.store.models import RunEvent
 
 SIGNATURE_HEADER = "X-Runwright-Signature"
 DELIVERY_HEADER = "X-Runwright-Delivery"
+TIMESTAMP_HEADER = "X-Runwright-Timestamp"
+# How old a signed POST a receiver should still accept (`verify`'s default).
+SIGNATURE_TOLERANCE_SECONDS = 300
 SIGNATURE_PREFIX = "sha256="
 CALLBACK_LEVELS = frozenset({EventLevel.DEBUG, EventLevel.ERROR, EventLevel.RESULT})
 # Levels whose deliveries go through the outbox (at least once); DEBUG is live, best effort.
@@ -178,22 +187,51 @@ def encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), default=str).encode()
 
 
-def sign(body: bytes, key: str) -> str:
-    """The `X-Runwright-Signature` value of `body` under `key`."""
-    digest = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-    return SIGNATURE_PREFIX + digest
+def signed_message(timestamp: int, delivery_id: str, body: bytes) -> bytes:
+    """What the signature covers: `<timestamp>.<delivery id>.<body>`."""
+    return f"{timestamp}.{delivery_id}.".encode() + body
 
 
-def verify(body: bytes, key: str, signature: str | None) -> bool:
-    """What a receiver does: check a signature header in constant time."""
-    if not signature:
+def sign(body: bytes, key: str, *, timestamp: int, delivery_id: str) -> str:
+    """The `X-Runwright-Signature` value of one POST under `key`."""
+    message = signed_message(timestamp, delivery_id, body)
+    return SIGNATURE_PREFIX + hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify(
+    body: bytes,
+    key: str,
+    headers: Mapping[str, str],
+    *,
+    now: float | None = None,
+    tolerance: float = SIGNATURE_TOLERANCE_SECONDS,
+) -> bool:
+    """What a receiver does: check the signature of a POST (its body and headers) in
+    constant time, and that it was sent within `tolerance` seconds of `now`."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    signature = lowered.get(SIGNATURE_HEADER.lower())
+    delivery_id = lowered.get(DELIVERY_HEADER.lower())
+    stamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
+    if not signature or not delivery_id or not stamp.isdigit():
         return False
-    return hmac.compare_digest(sign(body, key), signature)
+    timestamp = int(stamp)
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        return False
+    expected = sign(body, key, timestamp=timestamp, delivery_id=delivery_id)
+    return hmac.compare_digest(expected, signature)
 
 
-def delivery_headers(delivery_id: str, body: bytes, key: str) -> dict[str, str]:
-    """The headers of one POST: content type, delivery id and (with a key) the signature."""
-    headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id}
+def delivery_headers(
+    delivery_id: str, body: bytes, key: str, *, now: float | None = None
+) -> dict[str, str]:
+    """The headers of one POST: content type, delivery id, timestamp and (with a key) the
+    signature."""
+    timestamp = int(time.time() if now is None else now)
+    headers = {
+        "Content-Type": "application/json",
+        DELIVERY_HEADER: delivery_id,
+        TIMESTAMP_HEADER: str(timestamp),
+    }
     if key:
-        headers[SIGNATURE_HEADER] = sign(body, key)
+        headers[SIGNATURE_HEADER] = sign(body, key, timestamp=timestamp, delivery_id=delivery_id)
     return headers

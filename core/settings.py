@@ -12,6 +12,8 @@ from cryptography.fernet import Fernet
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.egress import DEV_ALLOW, EgressPolicy
+
 DEV_SCHEMES = ("file", "http")
 PLACEHOLDER_KEYS = {"", "changeme", "change-me"}
 
@@ -56,6 +58,13 @@ class Settings(BaseSettings):
     callback_signing_key: str = ""
     callback_timeout_seconds: float = 10.0
 
+    # Outbound requests runwright makes for users (callbacks, `http` actions) reach public
+    # addresses only, plus these networks (comma-separated CIDRs). Unset: none; loopback in
+    # dev mode. An empty value allows none, also in dev mode.
+    egress_allow: str | None = None
+    # An `http` action keeps this much of a response body; the rest is never read.
+    http_body_cap_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
     # The hoop runbooks API: one git repository of runbook files per deployment.
     runbooks_git_url: str = ""
     runbooks_git_branch: str = ""  # empty: the remote's default branch
@@ -90,6 +99,9 @@ class Settings(BaseSettings):
                 self.cors_origins = (
                     f"http://127.0.0.1:{self.ui_port},http://localhost:{self.ui_port}"
                 )
+        if self.egress_allow is None:
+            self.egress_allow = DEV_ALLOW if self.dev_mode else ""
+        EgressPolicy.parse(self.egress_allow)  # a bad network fails at start, naming it
         if self.secret_key.strip() in PLACEHOLDER_KEYS:
             raise ValueError(
                 "RUNWRIGHT_SECRET_KEY must be set to a Fernet key outside dev mode "
@@ -105,6 +117,11 @@ class Settings(BaseSettings):
     def allowed_schemes(self) -> list[str]:
         """The git URL schemes this deployment accepts, lower case."""
         return [s.strip().lower() for s in self.git_allowed_schemes.split(",") if s.strip()]
+
+    @property
+    def egress_policy(self) -> EgressPolicy:
+        """Where outbound requests made for users may go."""
+        return EgressPolicy.parse(self.egress_allow or "")
 
     @property
     def cors_origin_list(self) -> list[str]:

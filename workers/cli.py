@@ -126,13 +126,14 @@ def _in_database(command: str, change: Callable[[Session], str]) -> None:
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
     from core.store.accounts import AccountError
+    from core.store.callback_keys import CallbackKeyError
     from core.store.session import make_engine, make_session_factory, transaction
 
     engine = make_engine(_settings().database_url)
     try:
         with transaction(make_session_factory(engine)) as session:
             print(change(session))
-    except AccountError as exc:
+    except (AccountError, CallbackKeyError) as exc:
         raise SystemExit(f"runwright {command}: {exc}") from exc
     except (OperationalError, ProgrammingError) as exc:
         raise SystemExit(
@@ -150,6 +151,29 @@ def _account_add(args: argparse.Namespace) -> None:
         return f"account {account.alias} created (id {account.id})"
 
     _in_database("account add", change)
+
+
+def _account_callback_key(args: argparse.Namespace) -> None:
+    from core.secrets import SecretBox
+    from core.store.accounts import AccountError, get_account
+    from core.store.callback_keys import clear_callback_key, set_callback_key
+
+    given = sys.stdin.readline().rstrip("\r\n") if args.key_stdin else None
+    box = SecretBox(_settings().secret_key)
+
+    def change(session: Session) -> str:
+        account = get_account(session, args.alias)
+        if account is None:
+            raise AccountError(f"account {args.alias!r} does not exist")
+        if args.clear:
+            had = clear_callback_key(session, account)
+            state = "removed" if had else "was not set"
+            return f"callback key of account {account.alias} {state}: the deployment's applies"
+        key = set_callback_key(session, box, account, given)
+        # A generated key is shown this once: the receiver needs it to check signatures.
+        return key if given is None else f"callback key of account {account.alias} set"
+
+    _in_database("account callback-key", change)
 
 
 def _user_add(args: argparse.Namespace) -> None:
@@ -209,6 +233,19 @@ def parser() -> argparse.ArgumentParser:
     account_add.add_argument("alias", help="the account alias (letters, digits, '-', '_')")
     account_add.add_argument("--location", default="", help="its location alias (data center)")
     account_add.set_defaults(run=_account_add)
+    callback_key = account.add_parser(
+        "callback-key",
+        help="set the key that signs the account's callbacks (prints a generated one)",
+    )
+    callback_key.add_argument("alias", help="the account alias")
+    how = callback_key.add_mutually_exclusive_group()
+    how.add_argument(
+        "--key-stdin", action="store_true", help="read the key from the first line of stdin"
+    )
+    how.add_argument(
+        "--clear", action="store_true", help="remove it (RUNWRIGHT_CALLBACK_SIGNING_KEY applies)"
+    )
+    callback_key.set_defaults(run=_account_callback_key)
     users = sub.add_parser("user", help="platform users and users of Runner accounts")
     user = users.add_subparsers(dest="action", required=True)
     user_add = user.add_parser(

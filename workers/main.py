@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.callbacks import CallbackActivities
+from activities.http_requests import HttpLimits
 from activities.records import RecordActivities
 from activities.runs import RunActivities
 from activities.slots import SlotActivities
@@ -57,6 +58,7 @@ def build_workers(
         box=box,
         store=store,
         callbacks=callbacks,
+        http=HttpLimits(settings.egress_policy, settings.http_body_cap_bytes),
     )
     records = RecordActivities(sessions, callbacks)
     slots = SlotActivities()

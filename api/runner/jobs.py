@@ -20,6 +20,7 @@ from api.runner.fields import (
     secret,
     text,
 )
+from core.egress import EgressPolicy
 from core.git_urls import (
     GitUrlError,
     PathEscapeError,
@@ -58,7 +59,7 @@ def _tags(value: Any, path: str) -> list[str] | None:
     return tags
 
 
-def _callback(raw: Any, path: str) -> dict[str, str]:
+def _callback(raw: Any, path: str, egress: EgressPolicy | None) -> dict[str, str]:
     entry = {"url": raw} if isinstance(raw, str) else obj(raw, path, required=True)
     url = text(entry.get("url"), f"{path}.url", required=True)
     try:
@@ -68,6 +69,10 @@ def _callback(raw: Any, path: str) -> dict[str, str]:
         raise FieldError(f"{path}.url", "is not a valid URL") from exc
     if parts.scheme not in ("http", "https") or not host:
         raise FieldError(f"{path}.url", "must be an http or https URL")
+    # Early and partial: names are checked when the worker resolves them, at connect time.
+    refused = egress.literal_refusal(host) if egress is not None else None
+    if refused is not None:
+        raise FieldError(f"{path}.url", f"{host} is {refused}: not an allowed destination")
     level = entry.get("level") or "DEBUG"
     if not isinstance(level, str) or level.upper() not in CALLBACK_LEVELS:
         raise FieldError(f"{path}.level", "must be DEBUG, ERROR or RESULT")
@@ -173,10 +178,12 @@ def normalize_job(
     allowed_schemes: list[str],
     put_secret: PutSecret,
     previous: Mapping[str, Any] | None = None,
+    egress: EgressPolicy | None = None,
 ) -> dict[str, Any]:
     """A job body checked field by field: the spec to store (secrets as references).
 
     `previous` is the stored spec a PUT replaces: masked secrets keep its references.
+    `egress`, when given, refuses callback URLs whose host is a refused IP address.
     """
     body = obj(raw, "body", required=True)
     before = previous or {}
@@ -187,7 +194,7 @@ def normalize_job(
         "description": text(body.get("description"), "description") or None,
         "executionTtl": _ttl(body.get("executionTtl")),
         "callbacks": [
-            _callback(c, f"callbacks[{i}]")
+            _callback(c, f"callbacks[{i}]", egress)
             for i, c in enumerate(array(body.get("callbacks"), "callbacks"))
         ],
         "playbookTags": _tags(body.get("playbookTags"), "playbookTags") or [],

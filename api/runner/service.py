@@ -43,6 +43,7 @@ def insert_job(
             raw,
             allowed_schemes=settings.allowed_schemes,
             put_secret=partial(put_secret, session, box),
+            egress=settings.egress_policy,
         )
     except FieldError as exc:
         raise as_bad_request(exc) from exc
@@ -102,6 +103,7 @@ def replace_job(
             raw,
             allowed_schemes=settings.allowed_schemes,
             put_secret=partial(put_secret, session, box),
+            egress=settings.egress_policy,
             previous=job.spec,
         )
     except FieldError as exc:

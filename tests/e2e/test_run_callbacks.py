@@ -35,7 +35,7 @@ class Receiver(BaseHTTPRequestHandler):
             {
                 "path": self.path,
                 "doc": json.loads(body),
-                "signed": verify(body, KEY, self.headers.get("X-Runwright-Signature", "")),
+                "signed": verify(body, KEY, dict(self.headers.items())),
             }
         )
         self.send_response(200)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Worker
@@ -29,15 +29,19 @@ from activities.callbacks import (
     CallbackDispatcher,
     CallbacksPending,
     LiveSender,
+    SigningKeys,
     abandon_pending,
     deliver_pending,
     events_after,
 )
-from core.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
+from core.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from core.egress import DEV_ALLOW, EgressPolicy
 from core.events import EventLevel, EventRecord
+from core.secrets import SecretBox
 from core.settings import Settings
+from core.store.callback_keys import clear_callback_key, set_callback_key
 from core.store.migrate import upgrade
-from core.store.models import Account, CallbackDelivery, Definition, Run
+from core.store.models import Account, CallbackDelivery, Definition, Run, Secret
 from core.store.runs import append_events
 from core.store.session import make_engine, make_session_factory, transaction
 from tests.stack import make_settings
@@ -50,6 +54,8 @@ from workflows.callbacks import (
 from workflows.contracts import CallbackSpec
 
 KEY = "callback-test-key"
+# What dev mode and the test settings allow: the receivers here listen on loopback.
+LOOPBACK = EgressPolicy.parse(DEV_ALLOW)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +237,7 @@ def queue_name() -> str:
 def test_outbox_rows_for_error_and_result(sessions: sessionmaker[Session]) -> None:
     """ERROR and RESULT callbacks get outbox rows written with the events; DEBUG posts live."""
     run = make_run(sessions)
-    sender = LiveSender(signing_key=KEY)
+    sender = LiveSender(policy=LOOPBACK, signing_key=KEY)
     with Receiver() as live:
         dispatcher = CallbackDispatcher(
             [
@@ -263,7 +269,7 @@ def test_outbox_rows_for_error_and_result(sessions: sessionmaker[Session]) -> No
         assert {r.level for r in rows} == {"ERROR", "RESULT"}
         # DEBUG: every event, live, signed, none through the outbox.
         assert [h.document["event_type"] for h in live.hits] == [e.event_type for e in BATCH]
-        assert all(verify(h.body, KEY, h.headers.get(SIGNATURE_HEADER)) for h in live.hits)
+        assert all(verify(h.body, KEY, h.headers) for h in live.hits)
         assert final_status(live.hits[-1]) == "FAILURE"
 
 
@@ -277,7 +283,7 @@ def test_a_rolled_back_batch_leaves_no_rows_and_sends_nothing(
 ) -> None:
     """An event and its delivery are written together: a failed batch leaves neither."""
     run = make_run(sessions)
-    sender = LiveSender()
+    sender = LiveSender(policy=LOOPBACK)
     with Receiver() as live:
         dispatcher = CallbackDispatcher(
             [CallbackSpec("http://127.0.0.1:9/x", "ERROR"), CallbackSpec(live.url, "DEBUG")],
@@ -326,8 +332,8 @@ async def test_delivery_marks_rows_delivered_with_valid_signatures(
         for hit in receiver.hits:
             assert hit.path == "/hook"
             assert hit.headers["Content-Type"] == "application/json"
-            assert verify(hit.body, KEY, hit.headers[SIGNATURE_HEADER])
-            assert not verify(hit.body, "wrong-key", hit.headers[SIGNATURE_HEADER])
+            assert verify(hit.body, KEY, hit.headers)
+            assert not verify(hit.body, "wrong-key", hit.headers)
             row = stored[hit.headers[DELIVERY_HEADER]]
             assert hit.document == row.payload
         seqs = [h.document["message"]["seq"] for h in receiver.hits]
@@ -449,7 +455,7 @@ def test_giving_up_marks_pending_rows_failed(sessions: sessionmaker[Session]) ->
     url = f"http://127.0.0.1:{free_port()}/hook"
     store(sessions, run, CallbackDispatcher([CallbackSpec(url, "RESULT")]), [RESULT_EVENT])
     with pytest.raises(CallbacksPending, match="1 callback deliveries"):
-        deliver_pending(sessions, run.id, signing_key="", timeout=1.0)
+        deliver_pending(sessions, run.id, keys=SigningKeys(), policy=LOOPBACK, timeout=1.0)
     report = abandon_pending(sessions, run.id, "activity ScheduleToClose timeout")
     assert report == CallbackReport(failed=1)
     (row,) = pending_rows(sessions, run.id)
@@ -474,7 +480,7 @@ def timed() -> Iterator[list[float]]:
 def test_live_debug_never_blocks_the_caller(sessions: sessionmaker[Session]) -> None:
     """A receiver that takes 5 s per POST does not slow storing events; overflow is dropped."""
     run = make_run(sessions)
-    sender = LiveSender(timeout=10.0, max_queue=5)
+    sender = LiveSender(policy=LOOPBACK, timeout=10.0, max_queue=5)
     with Receiver(delay=5.0) as slow:
         dispatcher = CallbackDispatcher([CallbackSpec(slow.url, "DEBUG")], sender=sender)
         # Warm up: the sender thread is now stuck in a 5 s POST.
@@ -497,7 +503,7 @@ def test_live_debug_never_blocks_the_caller(sessions: sessionmaker[Session]) -> 
 def test_live_debug_never_raises(sessions: sessionmaker[Session]) -> None:
     """Refused connections and bad URLs are counted, not raised; the sender keeps going."""
     run = make_run(sessions)
-    sender = LiveSender(timeout=1.0)
+    sender = LiveSender(policy=LOOPBACK, timeout=1.0)
     with Receiver() as good:
         dispatcher = CallbackDispatcher(
             [
@@ -517,3 +523,112 @@ def test_live_debug_never_raises(sessions: sessionmaker[Session]) -> None:
         assert good.hits[0].headers[DELIVERY_HEADER]
     # Closed: later events are dropped quietly.
     assert sender.submit(good.url, {"x": 1}) is False
+
+
+# --------------------------------------------------------------------------------------------
+# Egress: receivers at refused addresses, and the account's own signing key.
+# --------------------------------------------------------------------------------------------
+
+
+async def test_a_refused_receiver_fails_at_once_naming_the_address(
+    temporal: Client, tmp_path: Path
+) -> None:
+    """With loopback not allowed, a delivery to it is failed on the first pass with the
+    address named, the receiver hears nothing, and other receivers are not held up."""
+    strict = make_settings(
+        tmp_path / "strict", callback_signing_key=KEY, egress_allow="192.0.2.0/24"
+    )
+    upgrade(strict.database_url)
+    engine = make_engine(strict.database_url)
+    sessions = make_session_factory(engine)
+    run = make_run(sessions)
+    with Receiver() as receiver:
+        named = receiver.url.replace("127.0.0.1", "localhost")
+        dispatcher = CallbackDispatcher(
+            [CallbackSpec(receiver.url, "RESULT"), CallbackSpec(named, "ERROR")]
+        )
+        store(sessions, run, dispatcher, BATCH)
+        queue = queue_name()
+        async with delivery_worker(temporal, sessions, strict, queue):
+            handle = await start_delivery(temporal, run.id, queue)
+            report = await asyncio.wait_for(handle.result(), 20)
+        rows = pending_rows(sessions, run.id)
+        assert report == CallbackReport(delivered=0, failed=len(rows))
+        assert receiver.hits == []
+    for row in rows:
+        assert (row.status, row.attempts) == ("failed", 1)
+        assert row.last_error is not None
+        assert "127.0.0.1 (loopback)" in row.last_error
+        assert "RUNWRIGHT_EGRESS_ALLOW" in row.last_error
+    assert any(r.last_error and "localhost: 127.0.0.1" in r.last_error for r in rows)
+    engine.dispose()
+
+
+def test_live_debug_to_a_refused_address_sends_nothing(sessions: sessionmaker[Session]) -> None:
+    """The live sender goes through the same check: refused posts are counted as errors."""
+    run = make_run(sessions)
+    sender = LiveSender(policy=EgressPolicy(), signing_key=KEY)
+    with Receiver() as live:
+        dispatcher = CallbackDispatcher([CallbackSpec(live.url, "DEBUG")], sender=sender)
+        store(sessions, run, dispatcher, BATCH[:2])
+        sender.close(timeout=5.0)
+        assert live.hits == []
+    assert (sender.sent, sender.errors) == (0, 2)
+
+
+ACCOUNT_KEY = "acme-own-callback-key-0123456789"
+
+
+def give_account_key(sessions: sessionmaker[Session], settings: Settings, run: Run) -> str:
+    with transaction(sessions) as session:
+        account = session.get(Account, run.account_id)
+        assert account is not None
+        return set_callback_key(session, SecretBox(settings.secret_key), account, ACCOUNT_KEY)
+
+
+async def test_an_account_key_signs_its_callbacks(
+    temporal: Client, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """With a key of its own, an account's deliveries (outbox and live) are signed with it,
+    over the timestamp and delivery id, and no longer with the deployment's key."""
+    run = make_run(sessions)
+    assert give_account_key(sessions, settings, run) == ACCOUNT_KEY
+    with Receiver() as receiver:
+        queue = queue_name()
+        async with delivery_worker(temporal, sessions, settings, queue) as acts:
+            dispatcher = acts.dispatcher(
+                [CallbackSpec(receiver.url, "RESULT"), CallbackSpec(receiver.url, "DEBUG")]
+            )
+            store(sessions, run, dispatcher, [RESULT_EVENT])
+            before = time.time()
+            handle = await start_delivery(temporal, run.id, queue)
+            assert (await asyncio.wait_for(handle.result(), 20)).delivered == 1
+            acts.sender.close(timeout=5.0)
+        assert len(receiver.hits) == 2  # the live DEBUG post and the RESULT delivery
+        (row,) = pending_rows(sessions, run.id)
+        for hit in receiver.hits:
+            assert verify(hit.body, ACCOUNT_KEY, hit.headers)
+            assert not verify(hit.body, KEY, hit.headers)
+            assert abs(int(hit.headers[TIMESTAMP_HEADER]) - before) < 30
+        outbox = [h for h in receiver.hits if h.headers[DELIVERY_HEADER] == row.id]
+        assert len(outbox) == 1
+        # Replayed under another delivery id, the same bytes and signature do not verify.
+        forged = {**outbox[0].headers, DELIVERY_HEADER: "another-delivery"}
+        assert not verify(outbox[0].body, ACCOUNT_KEY, forged)
+
+
+def test_clearing_the_account_key_brings_back_the_deployment_key(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Without its own key an account's callbacks use RUNWRIGHT_CALLBACK_SIGNING_KEY; the
+    removed key's secret row is deleted."""
+    run = make_run(sessions)
+    give_account_key(sessions, settings, run)
+    keys = SigningKeys(KEY, SecretBox(settings.secret_key))
+    with transaction(sessions) as session:
+        assert keys.for_run(session, run.id) == ACCOUNT_KEY
+        account = session.get(Account, run.account_id)
+        assert account is not None and clear_callback_key(session, account)
+    with sessions() as session:
+        assert keys.for_run(session, run.id) == KEY
+        assert session.scalar(select(func.count()).select_from(Secret)) == 0

@@ -6,11 +6,13 @@ import base64
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client
 
+from core.secrets import ENCRYPTED_ENCODING
 from core.settings import Settings
 from tests.conftest import TEST_SECRET_KEY
 from tests.stack import ADMIN, Stack, basic, stack_for
@@ -95,3 +97,74 @@ async def test_codec_needs_authentication_outside_dev(tmp_path: Path, temporal: 
         assert ok.status_code == 200 and ok.json() == {}
         bad = await stack.api.post("/codec/decode", json={"payloads": "x"}, headers=basic(*ADMIN))
         assert bad.status_code == 400 and "payloads" in bad.json()["message"]
+
+
+def plain_payload(data: bytes, encoding: bytes = b"json/plain") -> dict[str, object]:
+    return {
+        "metadata": {"encoding": base64.b64encode(encoding).decode()},
+        "data": base64.b64encode(data).decode(),
+    }
+
+
+async def test_decode_refuses_payloads_it_did_not_encrypt(stack: Stack) -> None:
+    """Only runwright's own ciphertext is decoded: anything else is a 400 naming the payload,
+    so the route cannot be used to feed arbitrary input to the decoder."""
+    encrypted = (
+        await stack.api.post("/codec/encode", json={"payloads": [plain_payload(b'{"a": 1}')]})
+    ).json()["payloads"][0]
+    cases = [
+        ({"payloads": [plain_payload(b'{"a": 1}')]}, "payloads[0]", "json/plain"),
+        ({"payloads": [encrypted, plain_payload(b"x", b"binary/plain")]}, "payloads[1]", ""),
+        ({"payloads": [{"data": base64.b64encode(b"raw").decode()}]}, "payloads[0]", "''"),
+    ]
+    for body, named, shown in cases:
+        response = await stack.api.post("/codec/decode", json=body)
+        assert response.status_code == 400, response.text
+        message = response.json()["message"]
+        assert message.startswith(f"{named}: not encrypted by runwright"), message
+        assert shown in message
+    # Encrypted payloads still decode, as the Temporal UI needs.
+    decoded = await stack.api.post("/codec/decode", json={"payloads": [encrypted]})
+    assert decoded.status_code == 200
+    assert base64.b64decode(decoded.json()["payloads"][0]["data"]) == b'{"a": 1}'
+
+
+def payload_lists(node: object, path: str = "") -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every `payloads` list inside a history event and where it is, as the UI collects them."""
+    found: list[tuple[str, list[dict[str, Any]]]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "payloads" and isinstance(value, list):
+                found.append((path, value))
+            else:
+                found += payload_lists(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for item in node:
+            found += payload_lists(item, path)
+    return found
+
+
+def encrypted(payload: dict[str, Any]) -> bool:
+    return base64.b64decode(payload["metadata"]["encoding"]) == ENCRYPTED_ENCODING
+
+
+async def test_every_encrypted_payload_of_a_real_history_decodes(stack: Stack) -> None:
+    """What the Temporal UI sends for a run decodes: inputs, results, failures. The one plain
+    kind is the SDK's own local-activity marker data (readable JSON, never a secret): refused,
+    and the UI shows it as stored."""
+    items = await stack.apply(PLAYBOOK.replace('echo hi"', 'echo hi; exit 3"'))
+    run_id = await stack.run({"id": items[0]["id"]})
+    await stack.wait_status(run_id)
+    history = await stack.temporal.get_workflow_handle(run_id).fetch_history()
+    lists = [
+        found
+        for event in history.events
+        for found in payload_lists(json_format.MessageToDict(event))
+    ]
+    ours = [payloads for _, payloads in lists if all(encrypted(p) for p in payloads)]
+    plain = {where for where, payloads in lists if not all(encrypted(p) for p in payloads)}
+    assert len(ours) >= 4
+    assert plain <= {".markerRecordedEventAttributes.details.data"}, plain
+    for payloads in ours:
+        response = await stack.api.post("/codec/decode", json={"payloads": payloads})
+        assert response.status_code == 200, (response.text, payloads)

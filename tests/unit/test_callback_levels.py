@@ -140,23 +140,25 @@ def test_event_ids_are_stable_per_run_and_seq() -> None:
     assert len({event_id("r", 1), event_id("r", 2), event_id("s", 1)}) == 3
 
 
-def test_signature_is_hmac_sha256_of_the_body() -> None:
-    """`sha256=` + hex HMAC-SHA256; verify accepts it and rejects any change."""
+def test_signature_is_hmac_sha256_of_timestamp_delivery_and_body() -> None:
+    """`sha256=` + hex HMAC-SHA256 of `timestamp.delivery.body`; verify accepts it and
+    rejects any change."""
     body = encode({"a": 1, "b": "x"})
     assert json.loads(body) == {"a": 1, "b": "x"}
-    expected = hmac.new(b"k3y", body, hashlib.sha256).hexdigest()
-    assert sign(body, "k3y") == f"sha256={expected}"
-    assert verify(body, "k3y", sign(body, "k3y"))
-    assert not verify(body + b" ", "k3y", sign(body, "k3y"))
-    assert not verify(body, "other", sign(body, "k3y"))
-    assert not verify(body, "k3y", None)
+    expected = hmac.new(b"k3y", b"1700000000.d-1." + body, hashlib.sha256).hexdigest()
+    assert sign(body, "k3y", timestamp=1_700_000_000, delivery_id="d-1") == f"sha256={expected}"
+    headers = delivery_headers("d-1", body, "k3y", now=1_700_000_000)
+    assert verify(body, "k3y", headers, now=1_700_000_000)
+    assert not verify(body + b" ", "k3y", headers, now=1_700_000_000)
+    assert not verify(body, "other", headers, now=1_700_000_000)
+    assert not verify(body, "k3y", {**headers, SIGNATURE_HEADER: ""}, now=1_700_000_000)
 
 
 def test_headers_sign_only_with_a_key() -> None:
-    """The delivery id is always sent; the signature only when a key is configured."""
+    """The delivery id and timestamp are always sent; the signature only with a key."""
     body = b"{}"
-    signed = delivery_headers("d-1", body, "key")
+    signed = delivery_headers("d-1", body, "key", now=42)
     assert signed[DELIVERY_HEADER] == "d-1"
-    assert signed[SIGNATURE_HEADER] == sign(body, "key")
+    assert signed[SIGNATURE_HEADER] == sign(body, "key", timestamp=42, delivery_id="d-1")
     assert signed["Content-Type"] == "application/json"
     assert SIGNATURE_HEADER not in delivery_headers("d-1", body, "")

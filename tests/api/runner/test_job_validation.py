@@ -117,6 +117,21 @@ CASES: list[tuple[str, Any, str]] = [
     ),
     ("callback-no-url", job_body(callbacks=[{"level": "DEBUG"}]), "callbacks[0].url: is required"),
     (
+        "callback-metadata",
+        job_body(callbacks=["http://169.254.169.254/latest/meta-data/"]),
+        "callbacks[0].url: 169.254.169.254 is cloud metadata: not an allowed destination",
+    ),
+    (
+        "callback-private",
+        job_body(callbacks=[{"url": "https://h.test"}, {"url": "http://10.1.2.3:8080/hook"}]),
+        "callbacks[1].url: 10.1.2.3 is private: not an allowed destination",
+    ),
+    (
+        "callback-mapped-link-local",
+        job_body(callbacks=["http://[::ffff:169.254.1.1]/"]),
+        "callbacks[0].url: ::ffff:169.254.1.1 is link-local: not an allowed destination",
+    ),
+    (
         "callbacks-object",
         job_body(callbacks={"url": "https://h.test"}),
         "callbacks: must be an array",
