@@ -167,15 +167,11 @@ def list_tokens(
 
 def revoke_token_by_id(session: Session, token_id: str) -> tuple[ApiToken, str] | None:
     """Revoke a token by its id (a revoked one stays as it was); None when there is none."""
-    found = (
-        session.execute(
-            select(ApiToken, User.email)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.id == token_id)
-        )
-        .tuples()
-        .first()
-    )
+    found = session.execute(
+        select(ApiToken, User.email)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.id == token_id)
+    ).first()
     if found is None:
         return None
     row, user_email = found
