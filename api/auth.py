@@ -52,14 +52,15 @@ def check_password_login(
     """The user these credentials prove, or None (counted as a failure for this client and
     user); LockedOut, before any hashing, while the pair is locked out.
 
-    A hash upgraded by the check is committed here: the caller's session only reads.
+    A hash upgraded by the check is committed here: callers' sessions only read.
     """
     policy.throttle.check(client, email)
     user = authenticate(session, email, password)
     if user is None:
         policy.throttle.failed(client, email)
         return None
-    session.commit()
+    if session.dirty:
+        session.commit()
     return user
 
 

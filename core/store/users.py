@@ -94,7 +94,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
     Unknown users, system users and users without a password cost one hash like everyone
     else, so the time taken does not tell who exists. A hash of an older kind is replaced
-    (flushed, for the caller to commit) once the password has proved right.
+    (for the caller to commit) once the password has proved right.
     """
     user = get_by_email(session, email)
     if user is None or user.is_system or not user.password_hash:
@@ -105,7 +105,6 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
         return None
     if upgraded:
         user.password_hash = upgraded
-        session.flush()
     return user
 
 
