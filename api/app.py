@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
+from api.auth import AuthPolicy
 from api.catalog.routes import router as catalog_router
 from api.codec import router as codec_router
 from api.deps import Services
@@ -50,6 +51,7 @@ def create_app(
             ),
             box=SecretBox(settings.secret_key),
             runbooks=RunbookRepository(settings, settings.home / "runbooks"),
+            auth=AuthPolicy.from_settings(settings),
         )
         yield
         engine.dispose()

@@ -14,7 +14,7 @@ from google.protobuf.message import Error as ProtobufError
 from temporalio.api.common.v1 import Payloads
 
 from api.auth import require_role, user_from_header
-from api.deps import ServicesDep, SessionDep
+from api.deps import ServicesDep, SessionDep, client_address
 from api.errors import bad_request
 from core.secrets import ENCRYPTED_ENCODING, EncryptionCodec, SecretError
 
@@ -22,6 +22,7 @@ router = APIRouter(prefix="/codec", tags=["Temporal codec"])
 
 
 def codec_caller(
+    request: Request,
     services: ServicesDep,
     session: SessionDep,
     authorization: Annotated[str | None, Header()] = None,
@@ -29,7 +30,8 @@ def codec_caller(
     """Anyone in dev mode (the local UI sends no credentials); an admin otherwise: payloads of
     every account pass through here."""
     if not services.settings.dev_mode:
-        require_role(user_from_header(session, authorization), "admin")
+        user = user_from_header(session, authorization, services.auth, client_address(request))
+        require_role(user, "admin")
 
 
 async def _payloads(request: Request) -> Payloads:

@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from api.auth import require_platform_user, require_role, user_from_header
+from api.auth import AuthPolicy, require_platform_user, require_role, user_from_header
 from api.hoop.repository import RunbookRepository
 from core.artifacts import ArtifactStore
 from core.secrets import SecretBox
@@ -28,6 +28,7 @@ class Services:
     store: ArtifactStore
     box: SecretBox
     runbooks: RunbookRepository
+    auth: AuthPolicy
 
 
 def get_services(request: Request) -> Services:
@@ -48,13 +49,20 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def client_address(request: Request) -> str | None:
+    """The address of the peer that sent the request (a proxy's, behind one)."""
+    return request.client.host if request.client else None
+
+
 def current_user(
-    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> User:
     """The authenticated caller with a platform role, detached: checking who calls holds no
     connection afterwards."""
     with services.sessions() as session:
-        user = user_from_header(session, authorization)
+        user = user_from_header(session, authorization, services.auth, client_address(request))
         session.expunge(user)
     return require_platform_user(user)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets as _secrets
 from collections.abc import MutableMapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -78,6 +79,13 @@ class Settings(BaseSettings):
     # An exec's output is cut here (at a UTF-8 boundary); it travels in the run's history.
     runbooks_output_cap_bytes: int = Field(default=1024 * 1024, ge=1, le=1536 * 1024)
 
+    # Sign-in: this many failures from one client for one user within the window lock that
+    # pair out (429) for the lockout; tokens expire after token_ttl_days (the longest allowed).
+    login_failures_allowed: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=60, ge=1)
+    login_lockout_seconds: int = Field(default=300, ge=1)
+    token_ttl_days: float = Field(default=90.0, gt=0, le=36500)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -127,6 +135,11 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """Allowed browser origins."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def token_ttl(self) -> timedelta:
+        """How long an API token lives, at most and by default."""
+        return timedelta(days=self.token_ttl_days)
 
     @property
     def workspace(self) -> Path:

@@ -67,9 +67,12 @@ class Stack:
         sessions: sessionmaker[Session],
         temporal: Client,
         store: ArtifactStore,
+        app: Any = None,
     ) -> None:
         self.settings = settings
         self.api = client
+        # The ASGI app itself, for clients that must come from another address.
+        self.app = app
         self.sessions = sessions
         self.temporal = temporal
         self.store = store
@@ -151,7 +154,7 @@ async def stack_for(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://runwright") as client:
-            stack = Stack(settings, client, sessions, temporal, store)
+            stack = Stack(settings, client, sessions, temporal, store, app)
             if worker:
                 async with running_worker(settings, temporal, sessions, store):
                     yield stack

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from api.auth import require_platform_user, require_role, user_from_header
-from api.deps import ServicesDep
+from api.deps import ServicesDep, client_address
 from core.store.models import User
 
 
 def hoop_user(
+    request: Request,
     services: ServicesDep,
     authorization: Annotated[str | None, Header()] = None,
     api_key: Annotated[str | None, Header(alias="Api-Key")] = None,
@@ -24,7 +25,7 @@ def hoop_user(
     if not authorization and api_key:
         authorization = f"Bearer {api_key.strip()}"
     with services.sessions() as session:
-        user = user_from_header(session, authorization)
+        user = user_from_header(session, authorization, services.auth, client_address(request))
         session.expunge(user)
     return require_platform_user(user)
 

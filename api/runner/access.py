@@ -74,7 +74,7 @@ def runner_caller(
     """The user a live Bearer token belongs to, with their account."""
     token = bearer_token(authorization)
     with services.sessions() as session:
-        user = user_for_token(session, token)
+        user = user_for_token(session, token, max_age=services.auth.token_max_age)
         if user is None:
             raise BearerRequired("invalid or expired token")
         account = account_of(session, user)

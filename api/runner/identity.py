@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.db import read, write
+from api.db import write
 from api.deps import Services
 from api.errors import bad_request, not_found
 from api.runner import schemas
@@ -62,23 +62,28 @@ def signed_in(session: Session, username: str, password: str) -> tuple[User, Acc
     return user, account
 
 
-def issue_token(session: Session, user: User) -> str:
-    """A bearer token for a login, valid 14 days."""
-    _, plain = create_token(session, user, name="runner login", ttl=TOKEN_TTL)
+def issue_token(session: Session, user: User, max_age: timedelta) -> str:
+    """A bearer token for a login, valid 14 days (or the deployment's shorter token life)."""
+    _, plain = create_token(session, user, name="runner login", ttl=min(TOKEN_TTL, max_age))
     return plain
 
 
-async def login(services: Services, raw: Any) -> schemas.Login:
-    """Exchange a username and password for a bearer token."""
+async def login(services: Services, raw: Any, client: str | None) -> schemas.Login:
+    """Exchange a username and password for a bearer token; failures count against the
+    (client, username) pair, which is refused with 429 once locked out."""
     body = _object(raw)
     username = _text(body, "username")
     password = _text(body, "password")
     assert username is not None and password is not None
-    found = await read(services.sessions, signed_in, username, password)
+    throttle = services.auth.throttle
+    throttle.check(client, username)
+    # A write: a password hash of an older kind is replaced at a successful sign-in.
+    found = await write(services.sessions, signed_in, username, password)
     if found is None:
+        throttle.failed(client, username)
         raise bad_request(BAD_CREDENTIALS)
     user, account = found
-    token = await write(services.sessions, issue_token, user)
+    token = await write(services.sessions, issue_token, user, services.auth.token_max_age)
     return schemas.Login(
         userName=user.email,
         accountAlias=account.alias,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import ServicesDep, SessionDep
+from api.deps import ServicesDep, SessionDep, client_address
 from api.errors import JsonBody, json_request_body
 from api.runner import executions, identity, schedules, schemas, service
 from api.runner.access import (
@@ -36,9 +36,12 @@ def error_body(status: int, message: str, error: str | None = None) -> dict[str,
     response_model=schemas.Login,
     openapi_extra=json_request_body(schemas.LoginRequest),
 )
-async def login(body: JsonBody, services: ServicesDep) -> schemas.Login:
-    """Exchange a username and password for a bearer token (valid 14 days)."""
-    return await identity.login(services, body)
+async def login(request: Request, body: JsonBody, services: ServicesDep) -> schemas.Login:
+    """Exchange a username and password for a bearer token (valid 14 days).
+
+    Five failures in a minute from one address for one username refuse that pair for five
+    minutes with 429 and `Retry-After`."""
+    return await identity.login(services, body, client_address(request))
 
 
 @router.post("/v2/authentication/logout", status_code=204, response_class=Response)

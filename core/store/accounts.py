@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.store.models import Account, ApiToken, ServiceAccount, User, utcnow
-from core.store.users import ROLES, get_by_email, hash_password
+from core.store.users import ROLES, get_by_email, hash_password, set_password
 from core.store.users import _token_hash as token_hash
 
 ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")
@@ -92,7 +92,7 @@ def add_account_user(
         raise AccountError(f"{email} belongs to another account")
     user.account_id = account.id
     user.account_role = role
-    user.password_hash = hash_password(password)
+    set_password(session, user, password)
     session.flush()
     return user, created
 
@@ -174,7 +174,7 @@ def update_service_account(
     if password is not None:
         if not password:
             raise AccountError("must not be empty", field="password")
-        user.password_hash = hash_password(password)
+        set_password(session, user, password)
     session.flush()
     return user
 

@@ -3,59 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
-import threading
-import time
-from collections import OrderedDict
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.passwords import check_password, check_password_of_nobody, hash_password
 from core.store.models import ApiToken, Team, TeamMember, User, utcnow
 
 ROLES = ("viewer", "operator", "admin")
 SYSTEM_EMAIL = "system@runwright.local"
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
-
-def hash_password(password: str) -> str:
-    """A salted scrypt hash in `scrypt$salt$hash` form."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
-    return f"scrypt${salt.hex()}${digest.hex()}"
-
-
-# Basic auth sends the password with every request and scrypt is slow on purpose (~75 ms), so
-# successful checks are remembered for a while. The key covers the stored hash, so a changed
-# password is never answered from here; only digests are kept, never passwords.
-VERIFIED_TTL_SECONDS = 300.0
-VERIFIED_MAX = 4096
-_verified: OrderedDict[str, float] = OrderedDict()
-_verified_lock = threading.Lock()
-
-
-def verify_password(password: str, stored: str | None) -> bool:
-    """Whether `password` matches a hash made by hash_password (constant time)."""
-    if not stored or not stored.startswith("scrypt$"):
-        return False
-    key = hashlib.sha256(f"{stored}\0{password}".encode()).hexdigest()
-    now = time.monotonic()
-    with _verified_lock:
-        seen = _verified.get(key)
-    if seen is not None and now - seen < VERIFIED_TTL_SECONDS:
-        return True
-    _, salt_hex, digest_hex = stored.split("$", 2)
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **_SCRYPT)
-    if not hmac.compare_digest(digest.hex(), digest_hex):
-        return False
-    with _verified_lock:
-        _verified[key] = now
-        _verified.move_to_end(key)
-        while len(_verified) > VERIFIED_MAX:
-            _verified.popitem(last=False)
-    return True
+__all__ = ["hash_password"]  # re-exported: callers hash through the store
 
 
 def role_at_least(role: str | None, needed: str) -> bool:
@@ -87,9 +46,37 @@ def upsert_user(
         if role:
             user.role = role
     if password is not None:
-        user.password_hash = hash_password(password)
+        set_password(session, user, password)
     session.flush()
     return user
+
+
+def set_password(session: Session, user: User, password: str) -> bool:
+    """Give `user` this password; a new one revokes every token they hold. Whether it changed.
+
+    Setting the password a user already has (a document applied again) keeps their tokens.
+    """
+    if user.password_hash and user.id is not None:
+        same, upgraded = check_password(password, user.password_hash)
+        if same:
+            if upgraded:
+                user.password_hash = upgraded
+            return False
+    user.password_hash = hash_password(password)
+    if user.id is not None:
+        revoke_tokens_of(session, user.id)
+    return True
+
+
+def revoke_tokens_of(session: Session, user_id: str) -> int:
+    """Revoke every live token of a user; how many were."""
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def system_user(session: Session) -> User:
@@ -103,10 +90,21 @@ def system_user(session: Session) -> User:
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
-    """The user whose email and password match, or None."""
+    """The user whose email and password match, or None.
+
+    Unknown users, system users and users without a password cost one hash like everyone
+    else, so the time taken does not tell who exists. A hash of an older kind is replaced
+    (for the caller to commit) once the password has proved right.
+    """
     user = get_by_email(session, email)
-    if user is None or user.is_system or not verify_password(password, user.password_hash):
+    if user is None or user.is_system or not user.password_hash:
+        check_password_of_nobody(password)
         return None
+    valid, upgraded = check_password(password, user.password_hash)
+    if not valid:
+        return None
+    if upgraded:
+        user.password_hash = upgraded
     return user
 
 
@@ -126,15 +124,60 @@ def create_token(
     return row, plain
 
 
-def user_for_token(session: Session, token: str, *, now: datetime | None = None) -> User | None:
-    """The user a live (unexpired, unrevoked) bearer token belongs to."""
+def token_expiry(row: ApiToken, max_age: timedelta | None) -> datetime | None:
+    """When a token stops working: its own expiry, or (tokens made without one) `max_age`
+    after it was made."""
+    if row.expires_at is not None:
+        return row.expires_at
+    return row.created_at + max_age if max_age is not None else None
+
+
+def user_for_token(
+    session: Session,
+    token: str,
+    *,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+) -> User | None:
+    """The user a live (unexpired, unrevoked) bearer token belongs to.
+
+    `max_age` bounds tokens stored without an expiry (made before tokens had to expire).
+    """
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
     now = now or utcnow()
     if row is None or row.revoked_at is not None:
         return None
-    if row.expires_at is not None and row.expires_at <= now:
+    expires = token_expiry(row, max_age)
+    if expires is not None and expires <= now:
         return None
     return session.get(User, row.user_id)
+
+
+def list_tokens(
+    session: Session, *, limit: int, offset: int = 0, email: str | None = None
+) -> list[tuple[ApiToken, str]]:
+    """Tokens with their user's email, newest first; only `email`'s when given."""
+    query = select(ApiToken, User.email).join(User, User.id == ApiToken.user_id)
+    if email:
+        query = query.where(User.email == email.strip().lower())
+    query = query.order_by(ApiToken.created_at.desc(), ApiToken.id).limit(limit).offset(offset)
+    return [(row, user_email) for row, user_email in session.execute(query).all()]
+
+
+def revoke_token_by_id(session: Session, token_id: str) -> tuple[ApiToken, str] | None:
+    """Revoke a token by its id (a revoked one stays as it was); None when there is none."""
+    found = session.execute(
+        select(ApiToken, User.email)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.id == token_id)
+    ).first()
+    if found is None:
+        return None
+    row, user_email = found
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row, user_email
 
 
 def upsert_team(session: Session, name: str, member_emails: list[str]) -> Team:

@@ -94,6 +94,8 @@ RULES: dict[tuple[str, str], str] = {
     # Runwright's own
     ("POST", "/api/apply"): P_ADMIN,
     ("POST", "/api/tokens"): P_VIEWER,
+    ("GET", "/api/tokens"): P_ADMIN,
+    ("DELETE", "/api/tokens/{token_id}"): P_ADMIN,
     ("POST", "/codec/decode"): P_ADMIN,
     ("POST", "/codec/encode"): P_ADMIN,
 }
@@ -164,7 +166,7 @@ def concrete(path: str) -> str:
     filled = path.replace("{alias}", ACCOUNT_A)
     for name in ("playbook_id", "run_id", "artifact_id", "job_id", "execution_id", "schedule_id"):
         filled = filled.replace("{" + name + "}", DUMMY_ID)
-    for name in ("service_account_alias", "name", "session_id", "review_id"):
+    for name in ("service_account_alias", "name", "session_id", "review_id", "token_id"):
         filled = filled.replace("{" + name + "}", "nothing-here")
     assert "{" not in filled, f"no value for a parameter of {path}"
     return filled
