@@ -11,6 +11,7 @@ from activities.ansible import HostSpec, PlaybookError, PlaybookRequest, run_pla
 from activities.control import ControlWatch
 from activities.event_log import EventLog
 from activities.http_requests import send_request
+from activities.sandbox import Sandbox
 from activities.scripts import RESULT_OUTPUT_CAP, base_env, param_env, run_script
 from core.secrets import redactor
 from workflows.contracts import ActionSpec
@@ -40,6 +41,7 @@ class ActionContext:
     limit_hosts: list[str]
     events: EventLog
     control: ControlWatch
+    sandbox: Sandbox | None = None  # None: RUNWRIGHT_SANDBOX=off, programs run unconfined
 
     def write_output(self, stdout: str, stderr: str = "") -> None:
         """Keep the action's output for its /dev/stdout and /dev/stderr artifacts."""
@@ -70,6 +72,8 @@ def run_exec(ctx: ActionContext) -> Executed:
         timeout_seconds=ctx.action.timeout_seconds,
         cancelled=ctx.control.kill,
         stop_requested=ctx.control.stop,
+        sandbox=ctx.sandbox,
+        writable=[ctx.run_dir],
     )
     return Executed(out.stdout, out.stderr, out.exit_code, out.error)
 
@@ -114,6 +118,8 @@ def run_ansible(ctx: ActionContext) -> Executed:
             cancelled=ctx.control.kill,
             redact=redactor.redact,
             stop_requested=ctx.control.stop,
+            sandbox=ctx.sandbox,
+            writable=[ctx.run_dir],
         )
     except PlaybookError as exc:
         return Executed(error=str(exc))
