@@ -205,8 +205,15 @@ def make_repo(root: Path, files: dict[str, str], branch: str = "main") -> str:
     return f"file://{root}"
 
 
-def worker_process(settings: Settings, temporal: Client, log: Path) -> subprocess.Popen[bytes]:
-    """`runwright worker` as its own process, configured only through the environment."""
+def worker_process(
+    settings: Settings,
+    temporal: Client,
+    log: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`runwright worker` as its own process, configured only through the environment
+    (`extra_env` added to it last)."""
     env = {
         **os.environ,
         "RUNWRIGHT_DEV_MODE": "true",
@@ -216,6 +223,7 @@ def worker_process(settings: Settings, temporal: Client, log: Path) -> subproces
         "RUNWRIGHT_SECRET_KEY": settings.secret_key,
         "RUNWRIGHT_TASK_QUEUE": settings.task_queue,
         "RUNWRIGHT_TEMPORAL_ADDRESS": temporal.service_client.config.target_host,
+        **(extra_env or {}),
     }
     runwright = Path(sys.executable).parent / "runwright"
     return subprocess.Popen(
