@@ -81,14 +81,15 @@ class Sandbox:
     ) -> tuple[list[str], dict[str, str]]:
         """The argv and environment that run `argv` inside the sandbox.
 
-        The program is looked up on the host with the environment's PATH, so a missing or
-        non-executable program raises OSError as starting it directly would.
+        The program is looked up on the host with the environment's PATH first, so a missing
+        or non-executable program raises OSError as starting it directly would (inside, the
+        same PATH finds it again, and its argv[0] stays as given).
         """
         sandbox_env = confined_env(env, home=self.home)
-        program = resolve_program(argv[0], sandbox_env["PATH"])
+        resolve_program(argv[0], sandbox_env["PATH"], cwd=str(workdir))
         args = bwrap_argv(
             self,
-            [program, *argv[1:]],
+            argv,
             workdir=str(workdir),
             writable=[str(p) for p in writable],
             readonly=[str(p) for p in readonly],
@@ -169,14 +170,16 @@ def home_for(user_home: str, readonly: Sequence[str]) -> str:
     return home
 
 
-def resolve_program(program: str, path: str) -> str:
-    """`program` as execvp would find it on `path`; OSError (ENOENT, EACCES) as execvp says."""
+def resolve_program(program: str, path: str, *, cwd: str) -> str:
+    """`program` as execvp in `cwd` would find it on `path`; OSError (ENOENT, EACCES) as
+    execvp says."""
     if "/" in program:
-        if not os.path.exists(program):
+        target = os.path.join(cwd, program)
+        if not os.path.exists(target):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
-        if os.path.isdir(program) or not os.access(program, os.X_OK):
+        if os.path.isdir(target) or not os.access(target, os.X_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
-        return os.path.abspath(program)
+        return os.path.normpath(target)
     found = shutil.which(program, path=path)
     if found is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -148,3 +151,44 @@ async def test_actions_cannot_find_the_worker_credentials_in_proc(
     under_home = [Path(p) for p in sandbox.readonly if p.startswith(sandbox.home + "/")]
     python_dirs = {p.relative_to(sandbox.home).parts[0] for p in under_home}
     assert set(listed) <= python_dirs, listed
+
+
+def wait_for_log(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> str:
+    """The worker's log once it contains `text`; fails if the worker exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = log.read_text(errors="replace")
+        if text in content:
+            return content
+        assert proc.poll() is None, f"worker exited {proc.returncode}: {content[-2000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not in the worker's log: {log.read_text()[-2000:]}")
+
+
+@pytest.mark.slow
+async def test_worker_without_bubblewrap_refuses_to_start(tmp_path: Path, temporal: Client) -> None:
+    """No bwrap on PATH: `runwright worker` exits at once, naming the package and the opt-out
+    setting; with RUNWRIGHT_SANDBOX=off it starts, warning that actions run unconfined."""
+    settings = make_settings(tmp_path / "home", secret_key=TEST_SECRET_KEY)
+    bin_dir = tmp_path / "bin"  # git only: GitPython looks for it when imported
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    no_bwrap = {"PATH": str(bin_dir)}
+    log = tmp_path / "refused.log"
+    proc = worker_process(settings, temporal, log, extra_env=no_bwrap)
+    assert proc.wait(timeout=60) != 0
+    said = log.read_text()
+    assert "Debian package `bubblewrap`" in said, said
+    assert "RUNWRIGHT_SANDBOX=off" in said, said
+    assert "worker polling" not in said
+
+    log = tmp_path / "unconfined.log"
+    proc = worker_process(
+        settings, temporal, log, extra_env={**no_bwrap, "RUNWRIGHT_SANDBOX": "off"}
+    )
+    try:
+        said = wait_for_log(log, "worker polling", proc)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "RUNWRIGHT_SANDBOX=off: actions run without a sandbox" in said
