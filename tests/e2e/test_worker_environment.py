@@ -168,11 +168,13 @@ def wait_for_log(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: f
 @pytest.mark.slow
 async def test_worker_without_bubblewrap_refuses_to_start(tmp_path: Path, temporal: Client) -> None:
     """No bwrap on PATH: `runwright worker` exits at once, naming the package and the opt-out
-    setting; with RUNWRIGHT_SANDBOX=off it starts, warning that actions run unconfined."""
+    setting; with RUNWRIGHT_SANDBOX=off it starts and runs actions, warning at start and for
+    every action that it runs them unconfined."""
     settings = make_settings(tmp_path / "home", secret_key=TEST_SECRET_KEY)
-    bin_dir = tmp_path / "bin"  # git only: GitPython looks for it when imported
+    bin_dir = tmp_path / "bin"  # git (GitPython looks for it when imported) and bash only
     bin_dir.mkdir()
-    (bin_dir / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    for program in ("git", "bash"):
+        (bin_dir / program).symlink_to(shutil.which(program) or f"/usr/bin/{program}")
     no_bwrap = {"PATH": str(bin_dir)}
     log = tmp_path / "refused.log"
     proc = worker_process(settings, temporal, log, extra_env=no_bwrap)
@@ -183,12 +185,26 @@ async def test_worker_without_bubblewrap_refuses_to_start(tmp_path: Path, tempor
     assert "worker polling" not in said
 
     log = tmp_path / "unconfined.log"
-    proc = worker_process(
-        settings, temporal, log, extra_env={**no_bwrap, "RUNWRIGHT_SANDBOX": "off"}
-    )
-    try:
-        said = wait_for_log(log, "worker polling", proc)
-    finally:
-        proc.kill()
-        proc.wait()
+    async with stack_for(settings, temporal, worker=False) as stack:
+        items = await stack.apply("""
+apiVersion: mission-control.flanksource.com/v1
+kind: Playbook
+metadata: {name: unconfined}
+spec:
+  actions:
+    - name: say
+      exec: {script: "echo unconfined"}
+""")
+        opted_out = {**no_bwrap, "RUNWRIGHT_SANDBOX": "off"}
+        proc = worker_process(settings, temporal, log, extra_env=opted_out)
+        try:
+            wait_for_log(log, "worker polling", proc)
+            run_id = await stack.run({"id": items[0]["id"]})
+            row = await stack.wait_status(run_id, timeout=60)
+            said = wait_for_log(log, run_id, proc)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert row.status == RunStatus.SUCCEEDED, row.error
     assert "RUNWRIGHT_SANDBOX=off: actions run without a sandbox" in said
+    assert f"RUNWRIGHT_SANDBOX=off: action 'say' of run {run_id} runs without a sandbox" in said
