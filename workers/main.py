@@ -45,11 +45,6 @@ def sandbox_for(settings: Settings) -> Sandbox | None:
     Raises SandboxUnavailable (naming the package and the setting) when it cannot be built.
     """
     if not settings.sandbox:
-        log.warning(
-            "%s=off: actions run without a sandbox and can read this worker's files, "
-            "processes and their environments",
-            SANDBOX_SETTING,
-        )
         return None
     hidden = [settings.home, settings.workspace]
     url = make_url(settings.database_url)
@@ -74,6 +69,12 @@ def build_workers(
     """
     if sandbox is None:
         sandbox = sandbox_for(settings)
+    if sandbox is None:
+        log.warning(
+            "%s=off: actions run without a sandbox and can read this worker's files, "
+            "processes and their environments",
+            SANDBOX_SETTING,
+        )
     box = SecretBox(settings.secret_key)
     queue = worker_queue or worker_queue_name(settings.task_queue)
     # One live DEBUG sender per process, shared by every run's dispatcher.
