@@ -1,9 +1,11 @@
 # The runwright image: `runwright api`, `runwright worker` and `runwright migrate` all run it.
 FROM python:3.11-slim-bookworm
 
-# Workers check action sources out of git, over https and ssh.
+# Workers check action sources out of git, over https and ssh, and run every program an action
+# starts inside bubblewrap (the worker service in docker-compose.yml lets it build its sandbox).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git openssh-client postgresql-client sqlite3 \
+    && apt-get install -y --no-install-recommends \
+        bubblewrap git openssh-client postgresql-client sqlite3 \
     && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -21,15 +21,17 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-import ansible_runner
 import yaml
+from ansible_runner.interface import init_runner
+from ansible_runner.runner import Runner
 
 from activities.processes import MARK_VARIABLE, kill_marked
+from activities.sandbox import Sandbox
 from core.events import EventRecord, level_for
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,8 @@ def run_playbook(
     cancelled: Callable[[], bool],
     redact: Callable[[str], str] = lambda s: s,
     stop_requested: Callable[[], bool] = lambda: False,
+    sandbox: Sandbox | None = None,
+    writable: Iterable[Path] = (),
 ) -> PlaybookOutcome:
     """Run the playbook to its end (or until `cancelled()` or the timeout), reporting events.
 
@@ -109,6 +113,10 @@ def run_playbook(
     `stop_requested` asks for a graceful stop: the play is held at the next task start (after
     the task in progress has finished on every host), then ended; the outcome is "stopped".
     `cancelled` wins over it and ends the play at once.
+
+    With a `sandbox`, ansible-playbook (and so every task it forks) runs inside it, writing
+    only to the workdir, the private dir and `writable`, with only the environment this
+    adapter and ansible-runner declare.
     """
     playbook_path = _checked_playbook(request)
     inventory, host_names = _inventory(request.hosts)
@@ -149,7 +157,8 @@ def run_playbook(
         }
         if request.timeout_seconds is not None:
             settings["job_timeout"] = request.timeout_seconds
-        runner = ansible_runner.run(
+        inherited = dict(os.environ)
+        runner = init_runner(
             private_data_dir=str(private_dir),
             project_dir=str(request.workdir),
             playbook=playbook_path,
@@ -164,6 +173,15 @@ def run_playbook(
             event_handler=state.handle_event,
             cancel_callback=state.poll_cancel,
         )
+        if sandbox is not None:
+            _confine(
+                runner,
+                sandbox,
+                declared=envvars,
+                inherited=inherited,
+                writable=[request.workdir, private_dir, control_dir, *writable],
+            )
+        runner.run()
         status = "stopped" if state.held else str(runner.status)
         rc = runner.rc if isinstance(runner.rc, int) else -1
         stopped = status in ("canceled", "timeout", "stopped")
@@ -191,6 +209,42 @@ def run_playbook(
         )
     )
     return outcome
+
+
+def runner_env(
+    env: Mapping[str, str], *, declared: Mapping[str, str], inherited: Mapping[str, str]
+) -> dict[str, str]:
+    """The play's environment without what ansible-runner copied from the worker's own.
+
+    ansible-runner starts from a copy of os.environ; what it added or changed on top (its
+    callback plugin, artifact dir) and everything this adapter declared is kept.
+    """
+    return {k: v for k, v in env.items() if k in declared or inherited.get(k) != v}
+
+
+def _confine(
+    runner: Runner,
+    sandbox: Sandbox,
+    *,
+    declared: Mapping[str, str],
+    inherited: Mapping[str, str],
+    writable: list[Path],
+) -> None:
+    """Make ansible-runner start ansible-playbook inside the sandbox.
+
+    ansible-runner's own process_isolation also wraps the command in bwrap, but it hands the
+    worker's whole environment to the play and binds no Python outside /usr and /opt; wrapping
+    its prepared command here gives the play only the environment declared for it.
+    """
+    config = runner.config
+    env = runner_env(config.env, declared=declared, inherited=inherited)
+    config.command, config.env = sandbox.command(
+        config.command,
+        env,
+        workdir=Path(config.cwd),
+        writable=writable,
+        readonly=[PLUGIN_DIR],
+    )
 
 
 class _RunState:

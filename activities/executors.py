@@ -11,6 +11,7 @@ from activities.ansible import HostSpec, PlaybookError, PlaybookRequest, run_pla
 from activities.control import ControlWatch
 from activities.event_log import EventLog
 from activities.http_requests import HttpLimits, send_request
+from activities.sandbox import Sandbox
 from activities.scripts import RESULT_OUTPUT_CAP, base_env, param_env, run_script
 from core.secrets import Redactor
 from workflows.contracts import ActionSpec
@@ -41,6 +42,7 @@ class ActionContext:
     events: EventLog
     control: ControlWatch
     http: HttpLimits = field(default_factory=HttpLimits)
+    sandbox: Sandbox | None = None  # None: RUNWRIGHT_SANDBOX=off, programs run unconfined
 
     @property
     def redactor(self) -> Redactor:
@@ -76,6 +78,8 @@ def run_exec(ctx: ActionContext) -> Executed:
         timeout_seconds=ctx.action.timeout_seconds,
         cancelled=ctx.control.kill,
         stop_requested=ctx.control.stop,
+        sandbox=ctx.sandbox,
+        writable=[ctx.run_dir],
     )
     return Executed(out.stdout, out.stderr, out.exit_code, out.error)
 
@@ -133,6 +137,8 @@ def run_ansible(ctx: ActionContext) -> Executed:
             cancelled=ctx.control.kill,
             redact=ctx.redactor.redact,
             stop_requested=ctx.control.stop,
+            sandbox=ctx.sandbox,
+            writable=[ctx.run_dir],
         )
     except PlaybookError as exc:
         return Executed(error=str(exc))

@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from activities.executors import ActionContext, Executed
 from activities.processes import run_process
+from activities.sandbox import wrap
 from activities.scripts import base_env
 from core.env_names import is_client_variable
 from core.events import EventLevel, EventRecord
@@ -441,6 +442,16 @@ def _signal_note(code: int, source: str) -> str:
         return ""
 
 
+def _connection_dirs(spec: Mapping[str, Any]) -> list[Path]:
+    """What the connection's client must reach on this machine inside the sandbox: a sqlite
+    database's directory (it writes its journal beside the file)."""
+    connection = spec.get("connection") or {}
+    if connection.get("type") != "database" or connection.get("subtype") != "sqlite":
+        return []
+    path = _sqlite_path(str(connection.get("dsn") or ""), _str_map(connection.get("env"), "env"))
+    return [Path(path).parent]
+
+
 def run_runbook(ctx: ActionContext) -> Executed:
     """Run the connection's command with the runbook on its stdin; see the module docstring."""
     try:
@@ -461,10 +472,17 @@ def run_runbook(ctx: ActionContext) -> Executed:
         env = runbook_env(base_env(), plan, file_paths)
         started = time.monotonic()
         try:
-            outcome = run_process(
+            argv, launch_env = wrap(
+                ctx.sandbox,
                 plan.argv,
+                env,
+                workdir=ctx.workdir,
+                writable=[ctx.run_dir, ctx.workdir, *_connection_dirs(ctx.spec)],
+            )
+            outcome = run_process(
+                argv,
                 cwd=ctx.workdir,
-                env=env,
+                env=launch_env,
                 on_stdout=output,
                 on_stderr=output,
                 timeout_seconds=timeout,

@@ -7,6 +7,7 @@ subprocess block) and run on the worker's thread pool.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ from activities.control import ControlWatch
 from activities.event_log import EventLog
 from activities.executors import EXECUTORS, ActionContext, Executed
 from activities.http_requests import HttpLimits
+from activities.sandbox import SETTING as SANDBOX_SETTING
+from activities.sandbox import Sandbox
 from core.artifacts import ArtifactStore, guess_content_type
 from core.events import EventLevel, EventRecord
 from core.git_urls import GitUrlError, PathEscapeError, safe_join
@@ -52,6 +55,10 @@ STDOUT_ARTIFACT, STDERR_ARTIFACT = "/dev/stdout", "/dev/stderr"
 # Kinds whose spec arrives already rendered: templating it again would evaluate `{{` inside
 # the values that were substituted into it (a template injection).
 PRE_RENDERED_KINDS = frozenset({"runbook"})
+# Kinds that start programs (http runs inside the worker): confined by the sandbox.
+PROCESS_KINDS = frozenset({"exec", "ansible", "runbook"})
+
+log = logging.getLogger(__name__)
 
 
 class RunActivities:
@@ -68,8 +75,10 @@ class RunActivities:
         store: ArtifactStore,
         callbacks: CallbackActivities | None = None,
         http: HttpLimits | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self._queue = worker_queue
+        self._sandbox = sandbox
         self._workspace = workspace
         self._sessions = sessions
         self._box = box
@@ -183,6 +192,14 @@ class RunActivities:
                 return Executed(error=events.redactor.redact(f"template error: {exc}"))
         workdir = Path(inp.workdir) if inp.workdir else run_dir / f"work-{inp.index}"
         workdir.mkdir(parents=True, exist_ok=True)
+        if self._sandbox is None and inp.action.kind in PROCESS_KINDS:
+            log.warning(
+                "%s=off: action %r of run %s runs without a sandbox, able to read the "
+                "worker's files and processes",
+                SANDBOX_SETTING,
+                inp.action.name,
+                inp.run_id,
+            )
         return executor(
             ActionContext(
                 action=inp.action,
@@ -195,6 +212,7 @@ class RunActivities:
                 events=events,
                 control=ControlWatch(self._sessions, inp.run_id, events),
                 http=self._http,
+                sandbox=self._sandbox,
             )
         )
 

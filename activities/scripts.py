@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from activities.event_log import EventLog
 from activities.processes import run_process
+from activities.sandbox import Sandbox, wrap
 from core.events import EventLevel, EventRecord
 
 # A result keeps this much of each stream; the whole of it goes to the /dev/stdout artifact.
@@ -58,8 +59,14 @@ def run_script(
     timeout_seconds: float | None,
     cancelled: Callable[[], bool],
     stop_requested: Callable[[], bool] = lambda: False,
+    sandbox: Sandbox | None = None,
+    writable: Iterable[Path] = (),
 ) -> ScriptOutcome:
-    """Run `script` with bash in `workdir`; output streams to events and to out_dir files."""
+    """Run `script` with bash in `workdir`; output streams to events and to out_dir files.
+
+    With a `sandbox`, bash runs inside it: `workdir`, `out_dir` and `writable` are all it can
+    write, and `env` is all it gets.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     script_path = out_dir / f"{index}.sh"
     script_path.write_text(script)
@@ -79,10 +86,17 @@ def run_script(
 
             return write
 
-        outcome = run_process(
+        argv, launch_env = wrap(
+            sandbox,
             ["bash", str(script_path)],
+            env,
+            workdir=workdir,
+            writable=[workdir, out_dir, *writable],
+        )
+        outcome = run_process(
+            argv,
             cwd=workdir,
-            env=env,
+            env=launch_env,
             on_stdout=sink("stdout", out),
             on_stderr=sink("stderr", err),
             timeout_seconds=timeout_seconds,

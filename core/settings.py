@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = Field(default=300, ge=1)
     token_ttl_days: float = Field(default=90.0, gt=0, le=36500)
 
+    # Run every program an action starts inside bubblewrap (off: an explicit, logged opt-out).
+    sandbox: bool = True
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

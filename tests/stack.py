@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from temporalio.client import Client
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
+from activities.sandbox import Sandbox, detect
 from api.app import create_app
 from api.mission_control.playbooks import action_specs
 from core.artifacts import ArtifactStore, store_from_url
@@ -44,6 +46,12 @@ def basic(email: str, password: str) -> dict[str, str]:
     """An Authorization header for HTTP Basic."""
     token = base64.b64encode(f"{email}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+@functools.cache
+def machine_sandbox() -> Sandbox:
+    """This machine's action sandbox, detected once per test session."""
+    return detect()
 
 
 def make_settings(home: Path, **overrides: Any) -> Settings:
@@ -208,8 +216,15 @@ def make_repo(root: Path, files: dict[str, str], branch: str = "main") -> str:
     return f"file://{root}"
 
 
-def worker_process(settings: Settings, temporal: Client, log: Path) -> subprocess.Popen[bytes]:
-    """`runwright worker` as its own process, configured only through the environment."""
+def worker_process(
+    settings: Settings,
+    temporal: Client,
+    log: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`runwright worker` as its own process, configured only through the environment
+    (`extra_env` added to it last)."""
     env = {
         **os.environ,
         "RUNWRIGHT_DEV_MODE": "true",
@@ -219,6 +234,7 @@ def worker_process(settings: Settings, temporal: Client, log: Path) -> subproces
         "RUNWRIGHT_SECRET_KEY": settings.secret_key,
         "RUNWRIGHT_TASK_QUEUE": settings.task_queue,
         "RUNWRIGHT_TEMPORAL_ADDRESS": temporal.service_client.config.target_host,
+        **(extra_env or {}),
     }
     runwright = Path(sys.executable).parent / "runwright"
     return subprocess.Popen(

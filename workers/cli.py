@@ -57,12 +57,17 @@ def _api(args: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
+    from activities.sandbox import SandboxUnavailable
     from core.temporal import connect
-    from workers.main import serve_worker
+    from workers.main import sandbox_for, serve_worker
     from workers.serving import configure_logging, stop_on_signals
 
     settings = _settings()
     configure_logging(settings.log_level)
+    try:
+        sandbox_for(settings)  # refuse before connecting to anything
+    except SandboxUnavailable as exc:
+        raise SystemExit(f"runwright worker: {exc}") from exc
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -13,7 +13,7 @@ from core.store.migrate import upgrade
 from core.store.session import make_engine, make_session_factory, transaction
 from core.store.users import upsert_user
 from core.temporal import connect
-from workers.main import serve_worker
+from workers.main import sandbox_for, serve_worker
 from workers.serving import serve_api, stop_on_signals
 from workers.temporal_dev import start_dev_server, stop_dev_server, wait_until_ready
 
@@ -38,6 +38,7 @@ def seed_dev_admin(database_url: str) -> None:
 
 async def run_dev(settings: Settings) -> None:
     """Start every part, print where they are, and stop them all on Ctrl-C."""
+    sandbox_for(settings)  # a worker that cannot sandbox refuses before anything starts
     stop = asyncio.Event()
     stop_on_signals(stop)
     home = settings.home.resolve()

@@ -8,7 +8,9 @@ import socket
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -17,6 +19,8 @@ from activities.callbacks import CallbackActivities
 from activities.http_requests import HttpLimits
 from activities.records import RecordActivities
 from activities.runs import RunActivities
+from activities.sandbox import SETTING as SANDBOX_SETTING
+from activities.sandbox import Sandbox, detect
 from activities.slots import SlotActivities
 from core.artifacts import ArtifactStore, store_from_url
 from core.secrets import SecretBox
@@ -36,6 +40,20 @@ def worker_queue_name(shared: str) -> str:
     return f"{shared}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
 
+def sandbox_for(settings: Settings) -> Sandbox | None:
+    """The sandbox this worker's actions run in, or None when RUNWRIGHT_SANDBOX=off.
+
+    Raises SandboxUnavailable (naming the package and the setting) when it cannot be built.
+    """
+    if not settings.sandbox:
+        return None
+    hidden = [settings.home, settings.workspace]
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        hidden.append(Path(url.database).parent)
+    return detect(hidden)
+
+
 def build_workers(
     settings: Settings,
     client: Client,
@@ -44,8 +62,20 @@ def build_workers(
     store: ArtifactStore,
     executor: ThreadPoolExecutor,
     worker_queue: str | None = None,
+    sandbox: Sandbox | None = None,
 ) -> list[Worker]:
-    """The two workers of one process: shared queue and this worker's own."""
+    """The two workers of one process: shared queue and this worker's own.
+
+    `sandbox` defaults to the one the settings ask for (see `sandbox_for`).
+    """
+    if sandbox is None:
+        sandbox = sandbox_for(settings)
+    if sandbox is None:
+        log.warning(
+            "%s=off: actions run without a sandbox and can read this worker's files, "
+            "processes and their environments",
+            SANDBOX_SETTING,
+        )
     box = SecretBox(settings.secret_key)
     queue = worker_queue or worker_queue_name(settings.task_queue)
     # One live DEBUG sender per process, shared by every run's dispatcher.
@@ -59,6 +89,7 @@ def build_workers(
         store=store,
         callbacks=callbacks,
         http=HttpLimits(settings.egress_policy, settings.http_body_cap_bytes),
+        sandbox=sandbox,
     )
     records = RecordActivities(sessions, callbacks)
     slots = SlotActivities()
@@ -110,7 +141,12 @@ async def run_workers(workers: Sequence[Worker], stop: asyncio.Event) -> None:
 async def serve_worker(
     settings: Settings, client: Client, stop: asyncio.Event, *, store: ArtifactStore | None = None
 ) -> None:
-    """The worker process's main: build everything from settings and run until stopped."""
+    """The worker process's main: build everything from settings and run until stopped.
+
+    Refuses to start (SandboxUnavailable) when actions cannot be sandboxed and the settings
+    do not opt out.
+    """
+    sandbox = sandbox_for(settings)
     engine = make_engine(settings.database_url)
     store = store or store_from_url(
         settings.artifact_store, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
@@ -124,6 +160,7 @@ async def serve_worker(
             sessions=make_session_factory(engine),
             store=store,
             executor=executor,
+            sandbox=sandbox,
         )
         log.info("worker polling %s and %s", settings.task_queue, workers[1].task_queue)
         await run_workers(workers, stop)

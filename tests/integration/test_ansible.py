@@ -19,6 +19,7 @@ from activities.ansible import (
     run_playbook,
 )
 from core.events import EventLevel, EventRecord
+from tests.stack import machine_sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +70,8 @@ def run(
         on_event=events.append,
         cancelled=cancelled,
         redact=redact,
+        sandbox=machine_sandbox(),
+        writable=[tmp_path],  # a play that escapes its quoting must be able to show it
     )
     return outcome, events
 
@@ -372,6 +375,7 @@ def test_stop_finishes_current_task_on_every_host_and_starts_no_other(tmp_path: 
     outcome = run_playbook(
         PlaybookRequest(playbook="site.yml", workdir=project, hosts=hosts),
         private_root=tmp_path / "private",
+        sandbox=machine_sandbox(),
         on_event=events.append,
         cancelled=lambda: False,
         # Ask to stop once the slow task runs on a host (at its mere announcement, holding the
@@ -413,6 +417,7 @@ def test_cancel_wins_over_a_pending_stop(tmp_path: Path) -> None:
     outcome = run_playbook(
         PlaybookRequest(playbook="site.yml", workdir=project, hosts=[]),
         private_root=tmp_path / "private",
+        sandbox=machine_sandbox(),
         on_event=events.append,
         cancelled=lambda: bool(stop_asked) and time.monotonic() - stop_asked[0] > 1.0,
         stop_requested=stop_requested,

@@ -39,6 +39,7 @@ from core.store.models import Definition, Run
 from core.store.runs import events_of
 from core.store.secret_values import put_secret
 from core.store.session import make_engine, make_session_factory, transaction
+from tests.stack import machine_sandbox
 from workflows.contracts import ActionSpec, ExecuteActionInput
 
 DB_PASSWORD = f"pg-pass-{uuid.uuid4().hex[:12]}"  # every output must mask it
@@ -103,6 +104,7 @@ class Runner:
             limit_hosts=[],
             events=events,
             control=ControlWatch(self.sessions, self.run_id, events),
+            sandbox=machine_sandbox(),
         )
 
     def __call__(self, spec: dict[str, Any], timeout: float | None = None) -> Executed:

@@ -235,3 +235,21 @@ def test_dockerfile_is_slim_python_with_git_and_non_root() -> None:
     assert "git" in dockerfile and "openssh-client" in dockerfile
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
     assert users and users[-1] not in {"root", "0"}
+
+
+def test_only_the_worker_relaxes_confinement_for_its_sandbox(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The worker gets exactly what bubblewrap needs (no capability, no privileged mode); no
+    other service loosens Docker's defaults."""
+    worker = services["worker"]
+    assert sorted(worker.get("security_opt") or []) == [
+        "apparmor=unconfined",
+        "seccomp=unconfined",
+        "systempaths=unconfined",
+    ]
+    assert not worker.get("cap_add") and not worker.get("privileged")
+    others = [name for name, svc in services.items() if name != "worker"]
+    assert [
+        n for n in others if services[n].get("security_opt") or services[n].get("privileged")
+    ] == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy import select
 from core.statuses import KILLABLE, RESTARTABLE, STOPPABLE, RunStatus, runner_run_status
 from core.store.models import RunEvent
 from tests.api.runner.support import ACME, Runner, job_body, message_of
-from tests.e2e.test_run_control import STOP_PLAYBOOK
+from tests.e2e.test_run_control import STOP_PLAYBOOK, task_events
 from tests.stack import make_repo
 
 EXECUTION = "/jobs/{alias}/{job}/executions/{execution}"
@@ -135,10 +134,10 @@ async def wait_for_task(runner: Runner, execution_id: str, task: str) -> None:
 
 
 @pytest.mark.slow
-async def test_stop_of_a_running_execution(runner: Runner, slow_repo: str, tmp_path: Path) -> None:
+async def test_stop_of_a_running_execution(runner: Runner, slow_repo: str) -> None:
     """Stop answers STOPPING; the task in progress finishes, the next never starts, and the
     execution ends STOPPED."""
-    job = await runner.create_job(job_body(slow_repo, properties={"marker_dir": str(tmp_path)}))
+    job = await runner.create_job(job_body(slow_repo))
     execution = await runner.start(job["id"])
     await wait_for_task(runner, execution["id"], "slow")
     response = await runner.request(
@@ -151,15 +150,16 @@ async def test_stop_of_a_running_execution(runner: Runner, slow_repo: str, tmp_p
         job["id"], execution["id"], {"STOPPED", "KILLED", "SUCCESS", "FAILURE"}
     )
     assert done["status"] == "STOPPED", done
-    assert (tmp_path / "slow-done").exists() and not (tmp_path / "next-done").exists()
+    tasks = task_events(runner.stack.sessions, execution["id"])
+    assert ("runner_on_ok", "slow") in tasks and ("runner_on_start", "next") not in tasks
     again = await runner.request("POST", path(job, execution["id"], "kill"), json={})
     assert message_of(again, 400).startswith(f"execution {execution['id']} is STOPPED")
 
 
 @pytest.mark.slow
-async def test_stop_of_a_pending_execution(runner: Runner, slow_repo: str, tmp_path: Path) -> None:
+async def test_stop_of_a_pending_execution(runner: Runner, slow_repo: str) -> None:
     """An execution stopped right after its start answers STOPPING and never runs its play."""
-    job = await runner.create_job(job_body(slow_repo, properties={"marker_dir": str(tmp_path)}))
+    job = await runner.create_job(job_body(slow_repo))
     execution = await runner.start(job["id"])
     response = await runner.request("POST", path(job, execution["id"], "stop"), json={})
     assert response.status_code == 200, response.text
@@ -168,13 +168,13 @@ async def test_stop_of_a_pending_execution(runner: Runner, slow_repo: str, tmp_p
         job["id"], execution["id"], {"STOPPED", "KILLED", "SUCCESS", "FAILURE"}
     )
     assert done["status"] == "STOPPED", done
-    assert not (tmp_path / "next-done").exists()
+    assert ("runner_on_start", "next") not in task_events(runner.stack.sessions, execution["id"])
 
 
 @pytest.mark.slow
-async def test_kill_of_a_running_execution(runner: Runner, slow_repo: str, tmp_path: Path) -> None:
+async def test_kill_of_a_running_execution(runner: Runner, slow_repo: str) -> None:
     """Kill answers KILLING and the execution ends KILLED without finishing its task."""
-    job = await runner.create_job(job_body(slow_repo, properties={"marker_dir": str(tmp_path)}))
+    job = await runner.create_job(job_body(slow_repo))
     execution = await runner.start(job["id"])
     await wait_for_task(runner, execution["id"], "slow")
     response = await runner.request("POST", path(job, execution["id"], "kill"))
@@ -184,4 +184,4 @@ async def test_kill_of_a_running_execution(runner: Runner, slow_repo: str, tmp_p
         job["id"], execution["id"], {"STOPPED", "KILLED", "SUCCESS", "FAILURE"}
     )
     assert done["status"] == "KILLED", done
-    assert not (tmp_path / "slow-done").exists()
+    assert ("runner_on_ok", "slow") not in task_events(runner.stack.sessions, execution["id"])
