@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
+from api.body_limit import BodyLimitMiddleware
 from api.catalog.routes import router as catalog_router
 from api.codec import router as codec_router
 from api.deps import Services
@@ -76,6 +77,8 @@ def create_app(
             allow_headers=["*"],
             allow_credentials=True,
         )
+    # Added last, so it runs first: a refused body costs no CORS, auth or parsing work.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, shapes=shapes)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

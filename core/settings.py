@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # An exec's output is cut here (at a UTF-8 boundary); it travels in the run's history.
     runbooks_output_cap_bytes: int = Field(default=1024 * 1024, ge=1, le=1536 * 1024)
 
+    # Every request body, declared or streamed, is refused (413) past this many bytes.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

@@ -12,11 +12,10 @@ from sqlalchemy.orm import Session
 from api.catalog.apply import Applied, Applier, DocumentError, parse_documents
 from api.db import write
 from api.deps import AdminUser, CurrentUser, ServicesDep, SessionDep
-from api.errors import ApiError, bad_request
+from api.errors import bad_request
 from core.store.users import create_token
 
 router = APIRouter(prefix="/api", tags=["Runwright"])
-MAX_BODY = 1024 * 1024
 
 
 class AppliedItem(BaseModel):
@@ -52,9 +51,7 @@ class TokenCreated(BaseModel):
 @router.post("/apply", response_model=ApplyResult)
 async def apply_documents(request: Request, services: ServicesDep, user: AdminUser) -> ApplyResult:
     """Create or update the YAML/JSON documents in the body, all or nothing."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"body larger than {MAX_BODY} bytes")
+    raw = await request.body()  # bounded by api.body_limit
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
