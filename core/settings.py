@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets as _secrets
 from collections.abc import MutableMapping
@@ -83,6 +84,12 @@ class Settings(BaseSettings):
         if self.workspace_dir is None:
             self.workspace_dir = self.home / "work"
         if self.dev_mode:
+            if not is_loopback(self.api_host):
+                raise ValueError(
+                    f"RUNWRIGHT_API_HOST={self.api_host!r} is not a loopback address: dev mode "
+                    "(open codec, generated key, dev admin) serves this machine only; use "
+                    "127.0.0.1, ::1 or localhost, or run `runwright api` outside dev mode"
+                )
             have = self.allowed_schemes
             extra = [s for s in DEV_SCHEMES if s not in have]
             if extra:
@@ -119,6 +126,16 @@ class Settings(BaseSettings):
         """Per-worker directory for checkouts and run working directories."""
         assert self.workspace_dir is not None  # filled by the validator
         return self.workspace_dir
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback IP literals; other names could resolve anywhere."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _dev_secret_key(home: Path) -> str:
