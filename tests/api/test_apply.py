@@ -256,7 +256,11 @@ async def test_unreadable_body_is_400(module_api: Api, body: str, message: str) 
 @pytest.mark.usefixtures("unchanged")
 async def test_non_utf8_body_is_400(module_api: Api) -> None:
     """A body that is not UTF-8 text is refused."""
-    response = await module_api.post("/api/apply", content=b"kind: Team\nname: \xff\n")
+    response = await module_api.post(
+        "/api/apply",
+        content=b"kind: Team\nname: \xff\n",
+        headers={"Content-Type": "application/yaml"},
+    )
     assert_error(response, 400, "invalid", "body must be UTF-8 text")
 
 
