@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.callbacks import CallbackActivities
 from activities.checkout import CheckoutCache, CheckoutError
 from activities.control import ControlWatch
-from activities.event_log import EventLog
+from activities.event_log import EventLog, OutputCap
 from activities.executors import EXECUTORS, ActionContext, Executed
 from core.artifacts import ArtifactStore, guess_content_type
 from core.events import EventLevel, EventRecord
@@ -65,8 +65,10 @@ class RunActivities:
         box: SecretBox,
         store: ArtifactStore,
         callbacks: CallbackActivities | None = None,
+        output_cap: OutputCap | None = None,
     ) -> None:
         self._queue = worker_queue
+        self._output_cap = output_cap
         self._workspace = workspace
         self._sessions = sessions
         self._box = box
@@ -82,7 +84,7 @@ class RunActivities:
         dispatcher = None
         if callbacks and self._callbacks is not None:
             dispatcher = self._callbacks.dispatcher(callbacks)
-        return EventLog(self._sessions, run_id, index, dispatcher)
+        return EventLog(self._sessions, run_id, index, dispatcher, self._output_cap)
 
     def _open(self, ref: str) -> str:
         with self._sessions() as session:

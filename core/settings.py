@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     action_timeout_seconds: float = 3600.0
     heartbeat_timeout_seconds: float = 30.0
     max_attempts: int = 3
+    # Output a run may store as events (lines, ansible events); past either, one marker event.
+    run_max_events: int = Field(default=10_000, ge=10)
+    run_max_output_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     # Run callbacks: HMAC-SHA256 key for X-Runwright-Signature (empty: unsigned), POST timeout.
     callback_signing_key: str = ""

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.callbacks import CallbackActivities
+from activities.event_log import OutputCap
 from activities.records import RecordActivities
 from activities.runs import RunActivities
 from activities.slots import SlotActivities
@@ -57,6 +58,7 @@ def build_workers(
         box=box,
         store=store,
         callbacks=callbacks,
+        output_cap=OutputCap(settings.run_max_events, settings.run_max_output_bytes),
     )
     records = RecordActivities(sessions, callbacks)
     slots = SlotActivities()
