@@ -82,7 +82,7 @@ class EventLog:
         size = len(event.message.encode("utf-8", errors="replace"))
         with self._lock:
             if self._usage is None:
-                with self._sessions() as session:
+                with transaction(self._sessions) as session:
                     count, chars, self._marked = event_usage(session, self._run_id, TRUNCATED)
                 self._usage = [count, chars]
             count, used = self._usage

@@ -260,6 +260,7 @@ def test_event_log_redacts_every_text_field(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(event_log, "transaction", no_db)
     monkeypatch.setattr(event_log, "append_events", append)
+    monkeypatch.setattr(event_log, "event_usage", lambda *_: (0, 0, False))
     value = unique("event")
     redactor.add(value)
     log = event_log.EventLog(sessions=None, run_id="run-1", action_idx=0)  # type: ignore[arg-type]
