@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.callbacks import CallbackDispatcher, dispatch_stored
-from core.events import EventRecord
+from core.events import EventLevel, EventRecord
 from core.secrets import Redactor
-from core.store.runs import append_events
+from core.store.runs import append_events, event_usage
 from core.store.session import transaction
 
 FLUSH_EVERY_SECONDS = 0.5
 FLUSH_EVERY_EVENTS = 200
+
+TRUNCATED = "output_truncated"
+# Runwright's own account of a run: kept past the cap, so a flooded run still shows how it ended.
+ALWAYS_KEPT = frozenset(
+    {"action_started", "action_finished", "checkout", "checkout_failed", "playbook_result"}
+)
+
+
+@dataclass(frozen=True)
+class OutputCap:
+    """How much output one run may store as events; the rest is dropped behind one marker."""
+
+    events: int = 10_000
+    bytes: int = 4 * 1024 * 1024
+
+    def marker(self) -> EventRecord:
+        """The event that says where a run's stored output stops."""
+        return EventRecord(
+            TRUNCATED,
+            f"output truncated: the run reached its cap of {self.events} events or "
+            f"{self.bytes} bytes of output (RUNWRIGHT_RUN_MAX_EVENTS, "
+            "RUNWRIGHT_RUN_MAX_OUTPUT_BYTES); later output is not stored",
+            EventLevel.INFO,
+        )
 
 
 class EventLog:
@@ -29,11 +54,17 @@ class EventLog:
         run_id: str,
         action_idx: int | None,
         dispatcher: CallbackDispatcher | None = None,
+        cap: OutputCap | None = None,
         *,
         redactor: Redactor,
     ) -> None:
         self.redactor = redactor
         self._sessions = sessions
+        self._cap = cap or OutputCap()
+        # (events, bytes, marked) of the whole run; read from the DB at the first event, as
+        # earlier actions and attempts of the run count too.
+        self._usage: list[int] | None = None
+        self._marked = False
         self._dispatcher = dispatcher
         self._run_id = run_id
         self._action_idx = action_idx
@@ -42,7 +73,37 @@ class EventLog:
         self._last_flush = time.monotonic()
 
     def emit(self, event: EventRecord) -> None:
-        """Queue an event; stores the batch when it is big or old enough."""
+        """Queue an event; stores the batch when it is big or old enough.
+
+        Output past the run's cap is dropped (before redaction costs anything), once marked.
+        """
+        admitted, mark = self._admit(event)
+        if mark:
+            self._queue(self._cap.marker())
+        if admitted:
+            self._queue(event)
+
+    def _admit(self, event: EventRecord) -> tuple[bool, bool]:
+        """Whether to keep `event`, and whether the truncation marker is due first."""
+        size = len(event.message.encode("utf-8", errors="replace"))
+        with self._lock:
+            if self._usage is None:
+                with transaction(self._sessions) as session:
+                    count, chars, self._marked = event_usage(session, self._run_id, TRUNCATED)
+                self._usage = [count, chars]
+            count, used = self._usage
+            within = count < self._cap.events and used + size <= self._cap.bytes
+            keep = within or event.event_type in ALWAYS_KEPT
+            mark = not keep and not self._marked
+            if mark:
+                self._marked = True
+                self._usage[0] += 1
+            if keep:
+                self._usage[0] += 1
+                self._usage[1] += size
+            return keep, mark
+
+    def _queue(self, event: EventRecord) -> None:
         redactor = self.redactor
         clean = EventRecord(
             event_type=event.event_type,

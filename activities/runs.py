@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.callbacks import CallbackActivities
 from activities.checkout import CheckoutCache, CheckoutError
 from activities.control import ControlWatch
-from activities.event_log import EventLog
+from activities.event_log import EventLog, OutputCap
 from activities.executors import EXECUTORS, ActionContext, Executed
 from activities.http_requests import HttpLimits
 from activities.sandbox import SETTING as SANDBOX_SETTING
@@ -76,9 +76,11 @@ class RunActivities:
         callbacks: CallbackActivities | None = None,
         http: HttpLimits | None = None,
         sandbox: Sandbox | None = None,
+        output_cap: OutputCap | None = None,
     ) -> None:
         self._queue = worker_queue
         self._sandbox = sandbox
+        self._output_cap = output_cap
         self._workspace = workspace
         self._sessions = sessions
         self._box = box
@@ -97,7 +99,9 @@ class RunActivities:
         dispatcher = None
         if callbacks and self._callbacks is not None:
             dispatcher = self._callbacks.dispatcher(callbacks)
-        return EventLog(self._sessions, run_id, index, dispatcher, redactor=redactor)
+        return EventLog(
+            self._sessions, run_id, index, dispatcher, self._output_cap, redactor=redactor
+        )
 
     def _opener(self, redactor: Redactor) -> Callable[[str], str]:
         """Opens references for one invocation, teaching its redactor each value opened."""

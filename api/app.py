@@ -10,8 +10,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api.auth import AuthPolicy
+from api.body_limit import BodyLimitMiddleware
 from api.catalog.routes import router as catalog_router
 from api.codec import router as codec_router
+from api.content_types import ContentTypeMiddleware
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.hoop import routes as hoop
@@ -78,6 +80,9 @@ def create_app(
             allow_headers=["*"],
             allow_credentials=True,
         )
+    # Added last, so these run first: a refused body costs no CORS, auth or parsing work.
+    app.add_middleware(ContentTypeMiddleware, shapes=shapes)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, shapes=shapes)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -61,18 +61,15 @@ def error_body(status: int, message: str, error: str | None = None) -> dict[str,
     return {"error": error or ERROR_NAMES.get(status, "error"), "message": message}
 
 
-MAX_BODY = 1024 * 1024
-
-
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
 async def json_body(request: Request) -> Any:
-    """The request body as JSON (None when empty); 400 naming the problem, 413 when huge."""
+    """The request body as JSON (None when empty); 400 naming the problem.
+
+    The body's size is bounded before it gets here (api.body_limit)."""
     raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"body: larger than {MAX_BODY} bytes")
     if not raw.strip():
         return None
     try:

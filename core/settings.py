@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets as _secrets
 from collections.abc import MutableMapping
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
     action_timeout_seconds: float = 3600.0
     heartbeat_timeout_seconds: float = 30.0
     max_attempts: int = 3
+    # Output a run may store as events (lines, ansible events); past either, one marker event.
+    run_max_events: int = Field(default=10_000, ge=10)
+    run_max_output_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     # Run callbacks: HMAC-SHA256 key for X-Runwright-Signature (empty: unsigned), POST timeout.
     callback_signing_key: str = ""
@@ -89,6 +93,9 @@ class Settings(BaseSettings):
     # Run every program an action starts inside bubblewrap (off: an explicit, logged opt-out).
     sandbox: bool = True
 
+    # Every request body, declared or streamed, is refused (413) past this many bytes.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -100,6 +107,12 @@ class Settings(BaseSettings):
         if self.workspace_dir is None:
             self.workspace_dir = self.home / "work"
         if self.dev_mode:
+            if not is_loopback(self.api_host):
+                raise ValueError(
+                    f"RUNWRIGHT_API_HOST={self.api_host!r} is not a loopback address: dev mode "
+                    "(open codec, generated key, dev admin) serves this machine only; use "
+                    "127.0.0.1, ::1 or localhost, or run `runwright api` outside dev mode"
+                )
             have = self.allowed_schemes
             extra = [s for s in DEV_SCHEMES if s not in have]
             if extra:
@@ -149,6 +162,16 @@ class Settings(BaseSettings):
         """Per-worker directory for checkouts and run working directories."""
         assert self.workspace_dir is not None  # filled by the validator
         return self.workspace_dir
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback IP literals; other names could resolve anywhere."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _dev_secret_key(home: Path) -> str:

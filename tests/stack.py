@@ -88,7 +88,9 @@ class Stack:
     async def apply(self, text: str, *, auth: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Apply YAML documents through the API as the admin; fails the test on an error."""
         response = await self.api.post(
-            "/api/apply", content=text.encode(), headers=auth or basic(*ADMIN)
+            "/api/apply",
+            content=text.encode(),
+            headers={**(auth or basic(*ADMIN)), "Content-Type": "application/yaml"},
         )
         assert response.status_code == 200, response.text
         items: list[dict[str, Any]] = response.json()["items"]

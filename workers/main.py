@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.callbacks import CallbackActivities
+from activities.event_log import OutputCap
 from activities.http_requests import HttpLimits
 from activities.records import RecordActivities
 from activities.runs import RunActivities
@@ -90,6 +91,7 @@ def build_workers(
         callbacks=callbacks,
         http=HttpLimits(settings.egress_policy, settings.http_body_cap_bytes),
         sandbox=sandbox,
+        output_cap=OutputCap(settings.run_max_events, settings.run_max_output_bytes),
     )
     records = RecordActivities(sessions, callbacks)
     slots = SlotActivities()

@@ -37,7 +37,10 @@ def dev_server_args(db_file: Path, port: int, ui_port: int, codec_url: str) -> l
     args = [
         "server",
         "start-dev",
+        # Loopback only, UI included: the dev server has no authentication at all.
         "--ip",
+        "127.0.0.1",
+        "--ui-ip",
         "127.0.0.1",
         "--port",
         str(port),

@@ -21,6 +21,7 @@ from core.secrets import SecretBox
 from core.store.models import Definition, Resource, Team, User, utcnow
 from core.store.secret_values import put_secret
 from core.store.users import ROLES, get_by_email, role_at_least, upsert_team, upsert_user
+from core.yaml_input import AliasRefused, load_all
 
 MISSION_CONTROL_API = "mission-control.flanksource.com/v1"
 RESOURCE_KINDS = {"ConfigItem": "config", "Check": "check", "Component": "component"}
@@ -43,7 +44,9 @@ class Applied:
 def parse_documents(text: str) -> list[dict[str, Any]]:
     """The documents in a YAML (or JSON) text; a JSON list counts as several documents."""
     try:
-        loaded = [d for d in yaml.safe_load_all(text) if d is not None]
+        loaded = [d for d in load_all(text) if d is not None]
+    except AliasRefused as exc:
+        raise DocumentError(f"body: {exc}") from exc
     except yaml.YAMLError as exc:
         raise DocumentError(f"body is not valid YAML or JSON: {exc}") from exc
     except RecursionError as exc:

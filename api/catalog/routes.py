@@ -17,7 +17,6 @@ from core.store.models import ApiToken
 from core.store.users import create_token, list_tokens, revoke_token_by_id, token_expiry
 
 router = APIRouter(prefix="/api", tags=["Runwright"])
-MAX_BODY = 1024 * 1024
 
 
 class AppliedItem(BaseModel):
@@ -85,9 +84,7 @@ def _token_info(row: ApiToken, user_email: str, max_age: timedelta) -> TokenInfo
 @router.post("/apply", response_model=ApplyResult)
 async def apply_documents(request: Request, services: ServicesDep, user: AdminUser) -> ApplyResult:
     """Create or update the YAML/JSON documents in the body, all or nothing."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"body larger than {MAX_BODY} bytes")
+    raw = await request.body()  # bounded by api.body_limit
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

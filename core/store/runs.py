@@ -167,6 +167,21 @@ def append_events(
     return last + len(events)
 
 
+def event_usage(session: Session, run_id: str, marker: str) -> tuple[int, int, bool]:
+    """How many events the run holds, their message characters, and whether `marker` is one."""
+    count, chars = session.execute(
+        select(func.count(), func.coalesce(func.sum(func.length(RunEvent.message)), 0)).where(
+            RunEvent.run_id == run_id
+        )
+    ).one()
+    marked = session.scalar(
+        select(RunEvent.seq)
+        .where(RunEvent.run_id == run_id, RunEvent.event_type == marker)
+        .limit(1)
+    )
+    return int(count), int(chars), marked is not None
+
+
 def status_before(session: Session, run_id: str, seq: int) -> str:
     """The status the run's last status event before `seq` announced ("scheduled" if none)."""
     data = session.scalar(

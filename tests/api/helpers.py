@@ -188,7 +188,12 @@ class Api:
 
     async def apply_raw(self, text: str, *, auth: dict[str, str] | None = None) -> httpx.Response:
         """POST /api/apply with `text`, whatever the answer."""
-        return await self.post("/api/apply", content=text.encode(), auth=auth)
+        return await self.post(
+            "/api/apply",
+            content=text.encode(),
+            auth=auth,
+            headers={"Content-Type": "application/yaml"},
+        )
 
     async def apply(self, text: str) -> list[dict[str, Any]]:
         """Apply documents that must be accepted; the applied items."""

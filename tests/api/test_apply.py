@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 import uuid
 
 import pytest
@@ -254,7 +256,11 @@ async def test_unreadable_body_is_400(module_api: Api, body: str, message: str) 
 @pytest.mark.usefixtures("unchanged")
 async def test_non_utf8_body_is_400(module_api: Api) -> None:
     """A body that is not UTF-8 text is refused."""
-    response = await module_api.post("/api/apply", content=b"kind: Team\nname: \xff\n")
+    response = await module_api.post(
+        "/api/apply",
+        content=b"kind: Team\nname: \xff\n",
+        headers={"Content-Type": "application/yaml"},
+    )
     assert_error(response, 400, "invalid", "body must be UTF-8 text")
 
 
@@ -364,7 +370,38 @@ async def test_non_admin_cannot_apply(api: Api, role: str) -> None:
 async def test_large_body_is_413(module_api: Api) -> None:
     """A body over one megabyte is refused before it is parsed."""
     response = await module_api.apply_raw("# " + "x" * (1024 * 1024) + "\n")
-    assert error_of(response, 413).startswith("body larger than")
+    assert error_of(response, 413).startswith("body: larger than 1048576 bytes")
+
+
+def alias_bomb() -> str:
+    """A playbook carrying "billion laughs": nine levels of nine aliases, 9**9 strings."""
+    levels = "abcdefghi"
+    rows = ['    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, cur in itertools.pairwise(levels):
+        rows.append(f"    {cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    return playbook(
+        "laughs",
+        "  laughs:\n" + "\n".join(rows) + "\n  actions: [{name: a, exec: {script: *i}}]\n",
+    )
+
+
+@pytest.mark.usefixtures("unchanged")
+async def test_alias_bomb_is_400_at_once(module_api: Api) -> None:
+    """YAML aliases are refused while parsing: a sub-kilobyte bomb never expands."""
+    body = alias_bomb()
+    assert len(body) < 1000
+    started = time.monotonic()
+    response = await module_api.apply_raw(body)
+    assert error_of(response, 400) == (
+        "body: aliases are not accepted (line 7): *a; write the value out"
+    )
+    assert time.monotonic() - started < 5
+
+
+async def test_anchor_without_alias_is_harmless(module_api: Api) -> None:
+    """An anchor that nothing refers to expands nothing, so it is accepted as plain YAML."""
+    response = await module_api.apply_raw("kind: Team\nname: &n anchored\n")
+    assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize(

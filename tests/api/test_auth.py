@@ -44,7 +44,9 @@ async def test_no_credentials_is_401_with_challenge(
     seeded: Api, method: str, url: str, content: bytes | None
 ) -> None:
     """A request without credentials is refused with 401 and a Basic challenge."""
-    response = await seeded.stack.api.request(method, url, content=content)
+    kind = "application/yaml" if url == "/api/apply" else "application/json"
+    headers = {"Content-Type": kind} if content else {}
+    response = await seeded.stack.api.request(method, url, content=content, headers=headers)
     assert_error(
         response,
         401,

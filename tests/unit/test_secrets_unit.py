@@ -272,6 +272,7 @@ def test_event_log_redacts_every_text_field(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(event_log, "transaction", no_db)
     monkeypatch.setattr(event_log, "append_events", append)
+    monkeypatch.setattr(event_log, "event_usage", lambda *_: (0, 0, False))
     value = unique("event")
     redactor = Redactor()
     redactor.add(value)

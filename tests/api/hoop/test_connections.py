@@ -136,7 +136,9 @@ runbooks: {path_prefix: ops/}
     assert view["env"] == {"GREETING": "********"}
     assert view["runbooks"]["path_prefix"] == "ops/"
     bad = await hoop.stack.api.post(
-        "/api/apply", content=b"kind: Connection\nname: y\ntype: custom\n", headers=hoop.admin
+        "/api/apply",
+        content=b"kind: Connection\nname: y\ntype: custom\n",
+        headers={**hoop.admin, "Content-Type": "application/yaml"},
     )
     assert bad.status_code == 400
     assert "command" in bad.json()["message"]

@@ -107,6 +107,8 @@ class Runner:
     ) -> httpx.Response:
         """A request as a seeded user (None: without credentials)."""
         headers = {**(self.auth(who) if who else {}), **kwargs.pop("headers", {})}
+        if kwargs.get("content") is not None:
+            headers.setdefault("Content-Type", "application/json")  # as the document asks
         return await self.stack.api.request(method, url, headers=headers, **kwargs)
 
     async def create_job(
