@@ -19,6 +19,7 @@ from core.store.users import authenticate, create_token, get_by_email, upsert_us
 from tests.conftest import TEST_SECRET_KEY
 from tests.stack import ADMIN, Stack, basic
 
+YAML = {"Content-Type": "application/yaml"}
 TAKEOVER = """
 kind: Person
 email: admin@local
@@ -41,7 +42,7 @@ async def test_an_account_admin_cannot_take_over_the_platform_admin(stack: Stack
     with the account admin's token and with their password."""
     bearer = _account_admin(stack)
     for headers in (bearer, basic("boss@acme.test", "pw")):
-        response = await stack.api.post("/api/apply", content=TAKEOVER, headers=headers)
+        response = await stack.api.post("/api/apply", content=TAKEOVER, headers=headers | YAML)
         assert response.status_code == 403, response.text
         assert "platform role" in response.json()["message"]
     with stack.sessions() as session:
@@ -56,7 +57,7 @@ async def test_apply_cannot_change_a_user_of_an_account(stack: Stack) -> None:
     doc = "kind: Person\nemail: boss@acme.test\npassword: new\nrole: admin\n"
     other = "kind: Person\nemail: new@corp.test\nrole: viewer\n"
     response = await stack.api.post(
-        "/api/apply", content=f"{other}---\n{doc}", headers=basic(*ADMIN)
+        "/api/apply", content=f"{other}---\n{doc}", headers=basic(*ADMIN) | YAML
     )
     assert response.status_code == 400, response.text
     assert "boss@acme.test is a user of a Runner account" in response.json()["message"]
