@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api.auth import AuthPolicy
+from api.automations import routes as automations
 from api.body_limit import BodyLimitMiddleware
 from api.catalog.routes import router as catalog_router
 from api.codec import router as codec_router
@@ -65,10 +66,12 @@ def create_app(
     )
     shapes = {prefix: runner.error_body for prefix in runner.PATH_PREFIXES}
     shapes |= {prefix: hoop.error_body for prefix in hoop.PATH_PREFIXES}
+    shapes |= {prefix: automations.error_body for prefix in automations.PATH_PREFIXES}
     install_error_handlers(app, shapes)
     app.include_router(mission_control_router)
     app.include_router(runner.router)
     app.include_router(hoop.router)
+    app.include_router(automations.router)
     app.include_router(catalog_router)
     app.include_router(codec_router)
     if settings.cors_origins:

@@ -91,6 +91,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/connections/{name}"): P_VIEWER,
     ("PUT", "/api/connections/{name}"): P_ADMIN,
     ("DELETE", "/api/connections/{name}"): P_ADMIN,
+    # Automations
+    ("POST", "/api/login"): PUBLIC,
     # Runwright's own
     ("POST", "/api/apply"): P_ADMIN,
     ("POST", "/api/tokens"): P_VIEWER,

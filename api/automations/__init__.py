@@ -1,0 +1,1 @@
+"""The Automations API (NOBA Command Center's document)."""
