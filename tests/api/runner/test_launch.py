@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from activities.runs import rendered_spec
 from api.runner.documents import git_date
 from api.runner.launch import (
     ExecutionOptions,
@@ -12,7 +13,6 @@ from api.runner.launch import (
     inventory,
     playbook_action,
 )
-from activities.runs import rendered_spec
 
 REF = {"secretRef": "job-key"}
 
