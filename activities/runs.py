@@ -11,6 +11,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,8 +54,20 @@ from workflows.contracts import (
 
 STDOUT_ARTIFACT, STDERR_ARTIFACT = "/dev/stdout", "/dev/stderr"
 # Kinds whose spec arrives already rendered: templating it again would evaluate `{{` inside
-# the values that were substituted into it (a template injection).
+# the values that were substituted into it (a template injection). Such actions say
+# `templated=False`; the kind is checked too, since histories from before that flag carry the
+# default (True) and a runbook must never be rendered whatever its flag says.
 PRE_RENDERED_KINDS = frozenset({"runbook"})
+
+
+def rendered_spec(action: ActionSpec, template_env: dict[str, Any]) -> dict[str, Any]:
+    """The action's spec as its executor gets it: its strings rendered, if it is templated."""
+    if not action.templated or action.kind in PRE_RENDERED_KINDS:
+        return action.spec
+    rendered: dict[str, Any] = render_fields(action.spec, template_env)
+    return rendered
+
+
 # Kinds that start programs (http runs inside the worker): confined by the sandbox.
 PROCESS_KINDS = frozenset({"exec", "ansible", "runbook"})
 
@@ -188,12 +201,10 @@ class RunActivities:
             return Executed(error=f"unknown action kind {inp.action.kind!r}")
         # Secret parameters travel as references; their values exist only here, at execution.
         template_env = resolve_refs(inp.template_env, open_ref)
-        spec = inp.action.spec
-        if inp.action.kind not in PRE_RENDERED_KINDS:
-            try:
-                spec = render_fields(spec, template_env)
-            except TemplateError as exc:
-                return Executed(error=events.redactor.redact(f"template error: {exc}"))
+        try:
+            spec = rendered_spec(inp.action, template_env)
+        except TemplateError as exc:
+            return Executed(error=events.redactor.redact(f"template error: {exc}"))
         workdir = Path(inp.workdir) if inp.workdir else run_dir / f"work-{inp.index}"
         workdir.mkdir(parents=True, exist_ok=True)
         if self._sandbox is None and inp.action.kind in PROCESS_KINDS:

@@ -49,6 +49,9 @@ class ActionSpec:
     timeout_seconds: float | None = None
     artifacts: list[str] = field(default_factory=list)
     checkout: GitSource | None = None
+    # Whether the engine renders the spec's strings as Go templates before executing it. False
+    # for values that are final already or another tool's templates (ansible's Jinja).
+    templated: bool = True
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -28,30 +27,20 @@ from api.hoop.connections import DIALECT, get_connection, secret_writer
 from api.hoop.env_vars import EnvVarsError, parse_env_vars
 from api.hoop.repository import RepositoryUnavailable, Snapshot
 from api.hoop.runbooks import check_ref_hash, find_runbook, plugin_enabled
-from api.runs import start_run
-from core.runbook_templates import RunbookInputError
+from api.launch import LaunchRequest, launch
+from core.runbook_templates import Rendered, RunbookInputError, RunbookTemplate
 from core.secrets import MASK, SecretBox, refs_in
 from core.statuses import (
     TERMINAL_RUN_STATUSES,
-    RunStatus,
     hoop_output_status,
     hoop_session_status,
 )
-from core.store.models import Definition, Run, RunAction, User, utcnow
+from core.store.models import Definition, Run, RunAction, User
 from core.store.users import team_names_of
-from workflows.contracts import ActionSpec, GateSpec, RunInput
+from workflows.contracts import ActionSpec, GateSpec
 
 NO_EXIT_CODE = -2  # the gateway has no exit code (upstream's nilExitCode)
 GROUP_KEY = "group:"
-
-
-@dataclass(frozen=True)
-class PreparedExec:
-    """A validated exec: the run to store and start."""
-
-    run: Run
-    run_input: RunInput
-    reviewed: bool
 
 
 def group_key(group: str) -> str:
@@ -80,8 +69,8 @@ def prepare_exec(
     body: schemas.ExecRequest,
     snapshot: Snapshot,
     output_cap: int,
-) -> PreparedExec:
-    """Check an exec request and write its secrets; the caller stores and starts the run."""
+) -> LaunchRequest:
+    """Check an exec request and write its secrets; the caller launches the run."""
     connection = connection_or_404(session, name)
     plugin_enabled(connection)
     check_ref_hash(snapshot, body.ref_hash)
@@ -98,6 +87,38 @@ def prepare_exec(
         raise bad_request(str(exc)) from exc
 
     secret = secret_writer(session, box)
+    return launch_request(
+        connection,
+        user.id,
+        body,
+        template,
+        rendered,
+        commit=snapshot.commit,
+        client_args=client_args,
+        env_vars={k: secret(v) for k, v in env_vars.env.items()},
+        files={k: secret(v) for k, v in env_vars.files.items()},
+        template_env={k: secret(v) for k, v in rendered.env.items()},
+        output_cap=output_cap,
+    )
+
+
+def launch_request(
+    connection: Definition,
+    creator: str,
+    body: schemas.ExecRequest,
+    template: RunbookTemplate,
+    rendered: Rendered,
+    *,
+    commit: str,
+    client_args: list[str],
+    env_vars: dict[str, Any],
+    files: dict[str, Any],
+    template_env: dict[str, Any],
+    output_cap: int,
+) -> LaunchRequest:
+    """A checked exec in the engine's words: one `runbook` action sending the rendered text to
+    the connection's command, gated by the connection's reviewer groups. The values of
+    `env_vars`, `files` and `template_env` (what the template's `asenv` sets) are sealed."""
     spec = connection.spec
     action_spec: dict[str, Any] = {
         "connection": {
@@ -110,52 +131,45 @@ def prepare_exec(
         },
         "input": rendered.text,
         "client_args": client_args,
-        "env_vars": {k: secret(v) for k, v in env_vars.env.items()},
-        "files": {k: secret(v) for k, v in env_vars.files.items()},
+        "env_vars": env_vars,
+        "files": files,
         # Upstream: a request's env vars never override what the template's asenv sets.
-        "template_env": {k: secret(v) for k, v in rendered.env.items()},
+        "template_env": template_env,
         "output_cap": output_cap,
     }
     reviewers = list(spec.get("reviewers") or [])
-    gate = GateSpec(rule="all", people=[], teams=[group_key(g) for g in reviewers])
-    now = utcnow()
-    run = Run(
-        id=str(uuid.uuid4()),
+    parameters = body.parameters or {}
+    return LaunchRequest(
         definition_id=connection.id,
         dialect=DIALECT,
-        status=str(RunStatus.PENDING_APPROVAL if reviewers else RunStatus.SCHEDULED),
-        created_at=now,
-        scheduled_time=now,
-        created_by=user.id,
+        title=f"{connection.name}: {template.file_name}",
+        creator=creator,
+        # The runbook was rendered here already: rendering it again would evaluate `{{` in
+        # the values substituted into it.
+        actions=[
+            ActionSpec(name=template.file_name, kind="runbook", spec=action_spec, templated=False)
+        ],
+        gate=GateSpec(rule="all", people=[], teams=[group_key(g) for g in reviewers])
+        if reviewers
+        else None,
+        resource_id=connection.id,
         parameters={
             "file_name": template.file_name,
-            "commit": snapshot.commit,
+            "commit": commit,
             "parameters": {
                 k: MASK if _sensitive(template.params, k) else v for k, v in parameters.items()
             },
             "metadata": body.metadata or {},
             "client_args": client_args,
             "env_var_names": sorted(
-                [f"envvar:{k}" for k in env_vars.env] + [f"filesystem:{k}" for k in env_vars.files]
+                [f"envvar:{k}" for k in env_vars] + [f"filesystem:{k}" for k in files]
             ),
             "input": rendered.text,
             "reviewed": bool(reviewers),
             "review_groups": reviewers,
         },
-    )
-    run_input = RunInput(
-        run_id=run.id,
-        definition_id=connection.id,
-        dialect=DIALECT,
-        title=f"{connection.name}: {template.file_name}",
-        actions=[ActionSpec(name=template.file_name, kind="runbook", spec=action_spec)],
-        template_env={},
-        created_at=now.isoformat(),
-        resource_id=connection.id,
-        gate=gate if reviewers else None,
         secret_refs=refs_in(action_spec),
     )
-    return PreparedExec(run=run, run_input=run_input, reviewed=bool(reviewers))
 
 
 async def snapshot_of(services: Services) -> Snapshot:
@@ -176,7 +190,7 @@ async def exec_runbook(
     await read(services.sessions, connection_or_404, name)
     snapshot = await snapshot_of(services)
     settings = services.settings
-    prepared = await write(
+    request = await write(
         services.sessions,
         prepare_exec,
         services.box,
@@ -186,16 +200,9 @@ async def exec_runbook(
         snapshot,
         settings.runbooks_output_cap_bytes,
     )
-    await start_run(
-        services.sessions,
-        services.temporal,
-        settings.task_queue,
-        prepared.run,
-        prepared.run_input,
-        [],
-    )
-    session_id = prepared.run.id
-    if prepared.reviewed:
+    run = await launch(services, request)
+    session_id = run.id
+    if run.parameters["reviewed"]:
         return 200, schemas.ExecResponse(
             execution_time=0,
             exit_code=0,

@@ -333,6 +333,7 @@ def action_specs(spec: Mapping[str, Any]) -> list[ActionSpec]:
                 timeout_seconds=parse_duration(timeout) if timeout not in (None, "") else None,
                 artifacts=artifacts,
                 checkout=_git_source(checkout) if checkout else None,
+                templated=True,  # playbooks are written in the engine's Go templates
             )
         )
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +13,7 @@ from sqlalchemy.orm import Session
 from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError, bad_request, not_found
+from api.launch import RESOURCE_KINDS, LaunchRequest, launch
 from api.mission_control import schemas
 from api.mission_control.filters import playbook_applies
 from api.mission_control.parameters import ParameterError, resolve_params, seal_params
@@ -23,20 +23,18 @@ from api.mission_control.playbooks import (
     has_approvers,
     secret_refs,
 )
-from api.runs import GateRefused, send_decisions, start_run
+from api.runs import GateRefused, send_decisions
 from core.artifacts import ArtifactNotFound, ArtifactStore
 from core.secrets import MASK, SecretBox, is_ref, mask_refs, refs_in, resolve_refs
 from core.statuses import RunStatus, mission_control_run_status
-from core.store.models import Approval, Artifact, Definition, Resource, Run, Team, User, utcnow
+from core.store.models import Artifact, Definition, Resource, Run, Team, User
 from core.store.runs import actions_of, approvals_of
 from core.store.secret_values import open_secret, put_secret
 from core.store.users import team_ids_of
 from core.timefmt import rfc3339
-from workflows.contracts import Decision, RunInput
-from workflows.gate import gate_satisfied
+from workflows.contracts import Decision
 
 DIALECT = "mission_control"
-RESOURCE_KINDS = ("config", "check", "component")
 
 
 def parse_uuid(value: str, field: str) -> str:
@@ -88,40 +86,24 @@ def approver_keys_of(session: Session, user: User, spec: dict[str, Any]) -> list
     return keys
 
 
-@dataclass(frozen=True)
-class PreparedRun:
-    """A validated run request: the row, the workflow input and the creator's approvals."""
-
-    run: Run
-    run_input: RunInput
-    approvals: list[Approval]
-
-
 async def create_run(
     services: Services, user: User, body: schemas.RunRequest
 ) -> schemas.RunCreated:
     """Validate a run request, store the run and start its workflow."""
     # A write: the values of secret parameters are stored (encrypted) as the run is prepared.
-    prepared = await write(services.sessions, prepare_run, services.box, user, body)
-    await start_run(
-        services.sessions,
-        services.temporal,
-        services.settings.task_queue,
-        prepared.run,
-        prepared.run_input,
-        prepared.approvals,
-    )
-    starts_at = rfc3339(prepared.run.scheduled_time, fraction=False) or ""
-    return schemas.RunCreated(run_id=prepared.run.id, starts_at=starts_at)
+    request = await write(services.sessions, prepare_run, services.box, user, body)
+    run = await launch(services, request)
+    starts_at = rfc3339(run.scheduled_time, fraction=False) or ""
+    return schemas.RunCreated(run_id=run.id, starts_at=starts_at)
 
 
 def prepare_run(
     session: Session, box: SecretBox, user: User, body: schemas.RunRequest
-) -> PreparedRun:
+) -> LaunchRequest:
     """Check a run request against the playbook, its resource and parameters.
 
     The only rows it writes are the secret parameters' encrypted values; the run row itself
-    is written by start_run.
+    is written when the request is launched.
     """
     if not body.id:
         raise bad_request("playbook id is required")
@@ -146,41 +128,39 @@ def prepare_run(
     except ParameterError as exc:
         raise bad_request(f"invalid parameters: {exc}") from exc
     params = seal_params(declared, values, lambda value: put_secret(session, box, value))
-    env["params"] = params
-    auto = approver_keys_of(session, user, spec)
-    gate = gate_for(spec, auto)
-    status = RunStatus.SCHEDULED
-    if gate is not None and not gate_satisfied(gate, auto):
-        status = RunStatus.PENDING_APPROVAL
-    now = utcnow()
-    run = Run(
-        id=str(uuid.uuid4()),
-        definition_id=playbook.id,
-        dialect=DIALECT,
-        status=str(status),
-        created_at=now,
-        scheduled_time=now,
-        created_by=user.id,
-        parameters=params,
-        **{
-            f"{kind}_id": (resource.id if resource and kind == resource.kind else None)
-            for kind in RESOURCE_KINDS
-        },
+    return launch_request(
+        playbook,
+        resource,
+        {**env, "params": params},
+        user.id,
+        approver_keys_of(session, user, spec),
     )
-    run_input = RunInput(
-        run_id=run.id,
+
+
+def launch_request(
+    playbook: Definition,
+    resource: Resource | None,
+    env: dict[str, Any],
+    creator: str,
+    approved: list[str],
+) -> LaunchRequest:
+    """A checked run of `playbook` in the engine's words: its actions templated with `env`
+    (whose `params` are the run's sealed parameters), gated by its approvers, the creator's
+    own approver keys already `approved`."""
+    params: dict[str, Any] = env.get("params") or {}
+    return LaunchRequest(
         definition_id=playbook.id,
         dialect=DIALECT,
         title=f"{playbook.namespace}/{playbook.name}",
-        actions=action_specs(spec),
-        template_env=env,
-        created_at=now.isoformat(),
+        creator=creator,
+        actions=action_specs(playbook.spec),
+        gate=gate_for(playbook.spec, approved),
+        resource_kind=resource.kind if resource else "",
         resource_id=resource.id if resource else "",
-        gate=gate,
-        secret_refs=secret_refs(spec) + refs_in(params),
+        parameters=params,
+        template_env=env,
+        secret_refs=secret_refs(playbook.spec) + refs_in(params),
     )
-    approvals = [Approval(run_id=run.id, approver_key=k, decided_by=user.id) for k in auto]
-    return PreparedRun(run=run, run_input=run_input, approvals=approvals)
 
 
 async def approve_run(services: Services, user: User, playbook_id: str, run_id: str) -> None:

@@ -6,9 +6,7 @@ next attempt of the same run. Every lookup is scoped to the caller's account.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -20,24 +18,22 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError, bad_request
+from api.launch import LaunchRequest, launch, run_input
 from api.runner import schemas
 from api.runner.access import AccountCaller, Page, newest_first
 from api.runner.documents import execution_document, status_events
 from api.runner.fields import FieldError, as_bad_request
 from api.runner.launch import (
     ExecutionOptions,
-    callbacks,
-    execution_secret_refs,
-    inventory,
+    launch_request,
     parse_execution_body,
     parse_expiry,
-    playbook_action,
 )
 from api.runner.lookups import DIALECT, find_execution, find_job
-from api.runs import RunNotRestartable, restart_run, start_run
+from api.runs import RunNotRestartable, restart_run
 from core.secrets import SecretBox
 from core.statuses import KILLABLE, RESTARTABLE, STOPPABLE, RunStatus, runner_run_status
-from core.store.models import Account, Definition, Run, RunEvent, utcnow
+from core.store.models import Account, Definition, Run, RunEvent
 from core.store.runs import events_of
 from core.store.secret_values import put_secret
 from workflows.attempt import failure_message
@@ -66,106 +62,52 @@ def account_hosts(session: Session, account_id: str, exclude: str) -> list[dict[
     return [host for job in jobs for host in job.spec.get("hosts") or []]
 
 
-def run_input_for(
+def execution_request(
     session: Session,
     account: Account,
     job: Definition,
     options: ExecutionOptions,
     *,
-    run_id: str,
-    attempt: int,
-    created_at: datetime,
+    creator: str | None,
     limit: list[str],
     replace: bool,
-) -> RunInput:
-    """The engine's input for one attempt of an execution of `job`."""
-    spec = job.spec
-    others = account_hosts(session, account.id, job.id) if spec.get("useDynamicInventory") else []
-    hosts = inventory(spec, others, options, replace=replace, limit=limit)
-    ttl_seconds = float(spec["executionTtl"]) * 60
-    action = playbook_action(
-        spec, hosts, ssh_key=options.ssh_key, limit=limit, ttl_seconds=ttl_seconds
-    )
-    title = spec.get("name") or spec.get("description") or job.id
-    return RunInput(
-        run_id=run_id,
-        definition_id=job.id,
-        dialect=DIALECT,
-        title=f"{account.alias}/{title[:120]}",
-        actions=[action],
-        template_env={},
-        created_at=created_at.isoformat(),
-        account=account.alias,
-        secret_refs=execution_secret_refs(action),
-        attempt=attempt,
-        limit_hosts=list(limit),
-        ttl_seconds=ttl_seconds,
-        callbacks=callbacks(spec),
+) -> LaunchRequest:
+    """An execution of `job` in the engine's words (its account's other hosts looked up)."""
+    dynamic = job.spec.get("useDynamicInventory")
+    others = account_hosts(session, account.id, job.id) if dynamic else []
+    return launch_request(
+        account,
+        job,
+        options,
+        others,
+        creator=creator,
+        limit=limit,
+        replace=replace,
         concurrency_limit=CONCURRENCY_LIMIT,
-        fail_workflow=True,
     )
-
-
-@dataclass(frozen=True)
-class PreparedExecution:
-    """A new execution's row and workflow input."""
-
-    run: Run
-    run_input: RunInput
 
 
 def prepare_start(
     session: Session, box: SecretBox, caller: AccountCaller, job_id: str, raw: Any
-) -> PreparedExecution:
+) -> LaunchRequest:
     """Check a start body against the job; keys it brings are stored as secrets."""
     job = find_job(session, caller.account.id, job_id)
     try:
         options = parse_execution_body(raw, partial(put_secret, session, box))
     except FieldError as exc:
         raise as_bad_request(exc) from exc
-    now = utcnow()
-    run = Run(
-        id=str(uuid.uuid4()),
-        definition_id=job.id,
-        dialect=DIALECT,
-        status=str(RunStatus.SCHEDULED),
-        created_at=now,
-        scheduled_time=now,
-        created_by=caller.user.id,
-        parameters={},
-        account_id=caller.account.id,
-        attempt=1,
-        timers=[],
-        failed_hosts=[],
+    return execution_request(
+        session, caller.account, job, options, creator=caller.user.id, limit=[], replace=True
     )
-    run_input = run_input_for(
-        session,
-        caller.account,
-        job,
-        options,
-        run_id=run.id,
-        attempt=1,
-        created_at=now,
-        limit=[],
-        replace=True,
-    )
-    return PreparedExecution(run=run, run_input=run_input)
 
 
 async def start_execution(
     services: Services, caller: AccountCaller, job_id: str, raw: Any
 ) -> schemas.Execution:
     """Start an execution of a job; it waits as PENDING while the account runs four."""
-    prepared = await write(services.sessions, prepare_start, services.box, caller, job_id, raw)
-    await start_run(
-        services.sessions,
-        services.temporal,
-        services.settings.task_queue,
-        prepared.run,
-        prepared.run_input,
-        [],
-    )
-    return execution_document(prepared.run, caller.account.alias)
+    request = await write(services.sessions, prepare_start, services.box, caller, job_id, raw)
+    run = await launch(services, request)
+    return execution_document(run, caller.account.alias)
 
 
 def get_execution(
@@ -219,17 +161,10 @@ def prepare_restart(
         limit = [h.id for h in options.hosts]
     else:
         limit = [str(h) for h in run.failed_hosts or []]
-    return run_input_for(
-        session,
-        account,
-        job,
-        options,
-        run_id=run.id,
-        attempt=run.attempt + 1,
-        created_at=run.created_at,
-        limit=limit,
-        replace=False,
+    request = execution_request(
+        session, account, job, options, creator=caller.user.id, limit=limit, replace=False
     )
+    return run_input(request, run_id=run.id, created_at=run.created_at, attempt=run.attempt + 1)
 
 
 async def restart_execution(

@@ -9,15 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from api.launch import LaunchRequest
 from api.runner.fields import FieldError, PutSecret, array, host_id, obj, plain_data, secret
+from api.runner.lookups import DIALECT
 from core.secrets import is_ref, refs_in
+from core.store.models import Account, Definition
 from workflows.contracts import ActionSpec, CallbackSpec, GitSource
 
 MAX_EXPIRY_SECONDS = 86_400.0
-# The engine renders action fields as Go templates; a Runner job's strings are ansible's own
-# (Jinja `{{ var }}` included), so each `{{` is written as a template printing `{{`.
-_OPEN = "{{"
-_LITERAL_OPEN = '{{"{{"}}'
 
 
 @dataclass(frozen=True)
@@ -134,17 +133,6 @@ def effective_tags(spec: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def literal(value: Any) -> Any:
-    """`value` with every string made template-proof: the engine's rendering gives it back."""
-    if isinstance(value, str):
-        return value.replace(_OPEN, _LITERAL_OPEN)
-    if isinstance(value, dict):
-        return {k: literal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [literal(v) for v in value]
-    return value
-
-
 def _ref_id(value: Any) -> str | None:
     return str(value["secretRef"]) if is_ref(value) else None
 
@@ -186,7 +174,9 @@ def playbook_action(
     return ActionSpec(
         name=playbook,
         kind="ansible",
-        spec=literal(body),
+        spec=body,
+        # A job's strings are ansible's own (Jinja `{{ var }}` included), not the engine's.
+        templated=False,
         # The TTL stops the play gracefully first; this only bounds a play that ignores it.
         timeout_seconds=ttl_seconds + 300,
         checkout=git_source(spec),
@@ -204,3 +194,40 @@ def execution_secret_refs(action: ActionSpec) -> list[str]:
     if action.checkout is not None:
         refs += [r for r in (action.checkout.password_ref, action.checkout.ssh_key_ref) if r]
     return list(dict.fromkeys(refs))
+
+
+def launch_request(
+    account: Account,
+    job: Definition,
+    options: ExecutionOptions,
+    account_hosts: list[dict[str, Any]],
+    *,
+    creator: str | None,
+    limit: list[str],
+    replace: bool,
+    concurrency_limit: int,
+) -> LaunchRequest:
+    """An execution of `job` (a start with `replace`, else a restart limited to `limit`) in
+    the engine's words; `account_hosts` are the other jobs' hosts, for dynamic inventory."""
+    spec = job.spec
+    hosts = inventory(spec, account_hosts, options, replace=replace, limit=limit)
+    ttl_seconds = float(spec["executionTtl"]) * 60
+    action = playbook_action(
+        spec, hosts, ssh_key=options.ssh_key, limit=limit, ttl_seconds=ttl_seconds
+    )
+    title = spec.get("name") or spec.get("description") or job.id
+    return LaunchRequest(
+        definition_id=job.id,
+        dialect=DIALECT,
+        title=f"{account.alias}/{title[:120]}",
+        creator=creator,
+        actions=[action],
+        account_id=account.id,
+        account=account.alias,
+        concurrency_limit=concurrency_limit,
+        ttl_seconds=ttl_seconds,
+        callbacks=callbacks(spec),
+        secret_refs=execution_secret_refs(action),
+        limit_hosts=list(limit),
+        restartable=True,
+    )

@@ -37,12 +37,13 @@ from temporalio.client import (
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import launch
 from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError, bad_request, not_found
 from api.runner import schemas
 from api.runner.access import AccountCaller, Page, newest_first
-from api.runner.executions import run_input_for
+from api.runner.executions import execution_request
 from api.runner.fields import FieldError, as_bad_request
 from api.runner.launch import ExecutionOptions
 from api.runner.lookups import DIALECT, find_job
@@ -57,7 +58,6 @@ from workflows.contracts import (
     SA_ACCOUNT,
     SA_DEFINITION_ID,
     SA_DIALECT,
-    Registration,
     RunInput,
 )
 
@@ -93,19 +93,10 @@ def scheduled_input(
 ) -> RunInput:
     """The job's run as a manual start with `{}` builds it, for a schedule: no run id (the
     workflow id is used) and a registration, so the run records itself as `created_by`'s."""
-    run_input = run_input_for(
-        session,
-        account,
-        job,
-        ExecutionOptions(),
-        run_id="",
-        attempt=1,
-        created_at=now,
-        limit=[],
-        replace=True,
+    request = execution_request(
+        session, account, job, ExecutionOptions(), creator=created_by, limit=[], replace=True
     )
-    registration = Registration(created_by=created_by, account_id=account.id, parameters={})
-    return dataclasses.replace(run_input, registration=registration)
+    return launch.scheduled_input(request, now)
 
 
 def run_action(run_input: RunInput, schedule_id: str, task_queue: str) -> ScheduleAction:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from activities.runs import rendered_spec
 from api.runner.documents import git_date
 from api.runner.launch import (
     ExecutionOptions,
     HostChoice,
     execution_secret_refs,
     inventory,
-    literal,
     playbook_action,
 )
-from core.gotemplate import render_fields
 
 REF = {"secretRef": "job-key"}
 
@@ -125,14 +124,15 @@ def test_the_playbook_action() -> None:
 
 
 def test_jinja_survives_the_engines_templating() -> None:
-    """Strings are written so the engine's Go-template rendering gives them back as sent."""
+    """Jinja in a job reaches ansible as written: the engine does not render it as its own."""
     value = {
         "a": "{{ ansible_playbook_python }}",
         "b": ["{{- x -}}", "}} {{{ y"],
         "c": "plain",
         "d": 3,
     }
-    assert render_fields(literal(value), {}) == value
+    action = playbook_action(spec(properties=value), [], ssh_key=None, limit=[], ttl_seconds=60)
+    assert rendered_spec(action, {})["extraVars"] == value
 
 
 def test_commit_dates_read_as_git_prints_them() -> None:
