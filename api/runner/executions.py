@@ -260,7 +260,7 @@ def job_events(
         page=page.page,
         size=page.size,
         totalSize=total,
-        results=status_events(session, list(rows.tuples()), account.alias),
+        results=status_events(session, [(event, run) for event, run in rows], account.alias),
     )
 
 
