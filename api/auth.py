@@ -52,15 +52,13 @@ def check_password_login(
     """The user these credentials prove, or None (counted as a failure for this client and
     user); LockedOut, before any hashing, while the pair is locked out.
 
-    A hash upgraded by the check is committed here: callers' sessions only read.
+    A hash of an older kind is upgraded in `session`; the caller commits it.
     """
     policy.throttle.check(client, email)
     user = authenticate(session, email, password)
     if user is None:
         policy.throttle.failed(client, email)
         return None
-    if session.dirty:
-        session.commit()
     return user
 
 
@@ -91,6 +89,8 @@ def user_from_header(
         user = check_password_login(session, policy, client, email, password)
         if user is None:
             raise Unauthorized("invalid username or password")
+        if session.dirty:  # an upgraded hash: the callers' sessions otherwise only read
+            session.commit()
         return user
     raise Unauthorized(f"unsupported authorization scheme {scheme!r}")
 

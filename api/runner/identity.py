@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from api.auth import AuthPolicy, check_password_login
 from api.db import write
 from api.deps import Services
 from api.errors import bad_request, not_found
@@ -23,7 +24,7 @@ from core.store.accounts import (
     update_service_account,
 )
 from core.store.models import Account, ServiceAccount, User
-from core.store.users import authenticate, create_token
+from core.store.users import create_token
 
 TOKEN_TTL = timedelta(days=14)  # "reusable for up to 2 weeks"
 BAD_CREDENTIALS = "We didn't recognize the username or password you entered. Please try again."
@@ -53,37 +54,31 @@ def _account_error(exc: AccountError) -> Exception:
 # ---- login ---------------------------------------------------------------------------------
 
 
-def signed_in(session: Session, username: str, password: str) -> tuple[User, Account] | None:
-    """The user and account these credentials prove; None for anyone without an account."""
-    user = authenticate(session, username, password)
+def signed_in(
+    session: Session, policy: AuthPolicy, client: str | None, username: str, password: str
+) -> tuple[User, Account, str] | None:
+    """The user and account these credentials prove, with a new bearer token (valid 14 days,
+    or the deployment's shorter token life); None for anyone without an account. Failures
+    count against the (client, username) pair, which is refused with 429 once locked out."""
+    user = check_password_login(session, policy, client, username, password)
     account = account_of(session, user) if user is not None else None
     if user is None or account is None:
         return None
-    return user, account
-
-
-def issue_token(session: Session, user: User, max_age: timedelta) -> str:
-    """A bearer token for a login, valid 14 days (or the deployment's shorter token life)."""
-    _, plain = create_token(session, user, name="runner login", ttl=min(TOKEN_TTL, max_age))
-    return plain
+    ttl = min(TOKEN_TTL, policy.token_max_age)
+    _, token = create_token(session, user, name="runner login", ttl=ttl)
+    return user, account, token
 
 
 async def login(services: Services, raw: Any, client: str | None) -> schemas.Login:
-    """Exchange a username and password for a bearer token; failures count against the
-    (client, username) pair, which is refused with 429 once locked out."""
+    """Exchange a username and password for a bearer token."""
     body = _object(raw)
     username = _text(body, "username")
     password = _text(body, "password")
     assert username is not None and password is not None
-    throttle = services.auth.throttle
-    throttle.check(client, username)
-    # A write: a password hash of an older kind is replaced at a successful sign-in.
-    found = await write(services.sessions, signed_in, username, password)
+    found = await write(services.sessions, signed_in, services.auth, client, username, password)
     if found is None:
-        throttle.failed(client, username)
         raise bad_request(BAD_CREDENTIALS)
-    user, account = found
-    token = await write(services.sessions, issue_token, user, services.auth.token_max_age)
+    user, account, token = found
     return schemas.Login(
         userName=user.email,
         accountAlias=account.alias,

@@ -17,7 +17,7 @@ from core.store.session import transaction
 from core.store.users import get_by_email, system_user
 from tests.api.helpers import CATALOG, CONFIG_ID
 from tests.conftest import TEST_SECRET_KEY
-from tests.stack import Stack, basic, make_settings, stack_for
+from tests.stack import ADMIN, Stack, basic, make_settings, stack_for
 
 LIST = f"/playbook/list?config_id={CONFIG_ID}"
 
@@ -96,6 +96,16 @@ async def test_a_scrypt_hash_is_upgraded_at_a_runner_login(bare: Stack) -> None:
     )
     assert response.status_code == 200, response.text
     assert stored_hash(bare, "ada@acme.test").startswith("$argon2id$")
+
+
+async def test_a_scrypt_hash_is_upgraded_at_an_automations_login(bare: Stack) -> None:
+    """`POST /api/login` upgrades the hash of the platform user who signs in."""
+    set_stored_hash(bare, ADMIN[0], scrypt_hash("automations-pw"))
+    response = await bare.api.post(
+        "/api/login", json={"username": ADMIN[0], "password": "automations-pw"}
+    )
+    assert response.status_code == 200, response.text
+    assert stored_hash(bare, ADMIN[0]).startswith("$argon2id$")
 
 
 class HashSpy:
