@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 MAX_CREDENTIAL = 1024
 
@@ -20,3 +23,39 @@ class SignedIn(BaseModel):
     token: str
     role: str
     username: str
+
+
+AUTONOMY_LEVELS = ("execute", "approve", "notify", "disabled")
+Autonomy = Literal["execute", "approve", "notify", "disabled"]
+
+
+class MaintenanceWindowIn(BaseModel):
+    """`POST /api/maintenance`: times are ISO 8601, UTC unless they carry an offset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    start: datetime
+    end: datetime
+    recurring: str | None = Field(default=None, max_length=200)
+    scope: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=500
+    )
+    autonomy_override: Autonomy = "disabled"
+
+
+class MaintenanceWindow(BaseModel):
+    """A window as listed, with whether it is open now."""
+
+    id: str
+    name: str
+    start: str
+    end: str
+    recurring: str | None
+    scope: list[str]
+    autonomy_override: str
+    active: bool
+
+
+class Deleted(BaseModel):
+    status: Literal["deleted"] = "deleted"

@@ -334,3 +334,21 @@ class CallbackDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (Index("ix_callback_deliveries_run_status", "run_id", "status"),)
+
+
+class MaintenanceWindow(Base):
+    """A time during which automations in its scope take `autonomy_override` instead of their
+    own autonomy (the Automations API's maintenance windows)."""
+
+    __tablename__ = "maintenance_windows"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    start_at: Mapped[datetime] = mapped_column()
+    end_at: Mapped[datetime] = mapped_column()
+    recurring: Mapped[str | None] = mapped_column(String(200))  # 5-field cron, None: one-off
+    scope: Mapped[list[Any]] = mapped_column(default=list)  # automation and host ids; []: all
+    autonomy_override: Mapped[str] = mapped_column(String(20))
+    override_active: Mapped[bool | None] = mapped_column(Boolean)
+    override_until: Mapped[datetime | None] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -93,6 +93,11 @@ RULES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/connections/{name}"): P_ADMIN,
     # Automations
     ("POST", "/api/login"): PUBLIC,
+    ("GET", "/api/maintenance"): P_VIEWER,
+    ("POST", "/api/maintenance"): P_OPERATOR,
+    ("POST", "/api/maintenance/{window_id}/activate"): P_OPERATOR,
+    ("POST", "/api/maintenance/{window_id}/deactivate"): P_OPERATOR,
+    ("DELETE", "/api/maintenance/{window_id}"): P_OPERATOR,
     # Runwright's own
     ("POST", "/api/apply"): P_ADMIN,
     ("POST", "/api/tokens"): P_VIEWER,
@@ -168,7 +173,14 @@ def concrete(path: str) -> str:
     filled = path.replace("{alias}", ACCOUNT_A)
     for name in ("playbook_id", "run_id", "artifact_id", "job_id", "execution_id", "schedule_id"):
         filled = filled.replace("{" + name + "}", DUMMY_ID)
-    for name in ("service_account_alias", "name", "session_id", "review_id", "token_id"):
+    for name in (
+        "service_account_alias",
+        "name",
+        "session_id",
+        "review_id",
+        "token_id",
+        "window_id",
+    ):
         filled = filled.replace("{" + name + "}", "nothing-here")
     assert "{" not in filled, f"no value for a parameter of {path}"
     return filled
