@@ -17,6 +17,7 @@ from core.store.models import ApiToken
 from core.store.users import create_token, list_tokens, revoke_token_by_id, token_expiry
 
 router = APIRouter(prefix="/api", tags=["Runwright"])
+MAX_OFFSET = 2**31 - 1  # beyond it databases overflow; no list is that long
 
 
 class AppliedItem(BaseModel):
@@ -128,7 +129,7 @@ def list_api_tokens(
     _admin: AdminUser,
     user: Annotated[str | None, Query(description="Only this user's tokens (email).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Skip this many.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many.")] = 0,
 ) -> TokenList:
     """Every user's tokens, newest first: who holds them, when they expire, whether revoked.
 

@@ -119,7 +119,8 @@ def test_the_process_marker_is_found_from_the_host(tmp_path: Path) -> None:
         while len(marked_pids(mark)) < 4:  # bwrap, its init and the sleeps (at least)
             assert time.monotonic() < deadline, marked_pids(mark)
             time.sleep(0.05)
-        assert kill_marked(mark) >= 4
+        # At least bwrap is signalled; the rest may already be gone with its PID namespace.
+        assert kill_marked(mark) >= 1
         assert proc.wait(timeout=5) == -9
         assert marked_pids(mark) == []
     finally:
