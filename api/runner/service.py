@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
-from temporalio.service import RPCError, RPCStatusCode
 
+from api import schedules
 from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError
@@ -27,7 +27,7 @@ from api.runner.executions import start_execution
 from api.runner.fields import FieldError, as_bad_request
 from api.runner.jobs import normalize_job
 from api.runner.lookups import DIALECT, find_job
-from api.runner.schedules import forget_schedules, retarget_job, revert_actions
+from api.runner.schedules import retarget_job
 from core.secrets import SecretBox, refs_in
 from core.settings import Settings
 from core.store.models import Account, Definition, Schedule, Secret, utcnow
@@ -162,7 +162,7 @@ async def update_job(
             execution = await start_execution(services, caller, job_id, None)
         except ApiError:
             await write(services.sessions, restore_job, replaced)
-            await revert_actions(services, retargeted)
+            await schedules.revert(services.temporal, retargeted)
             raise
         links.append(execution_link(caller.account.alias, job_id, execution.execution_id))
     return job_document(replaced.job, caller.account.alias, links)
@@ -214,13 +214,7 @@ async def delete_job(services: Services, caller: AccountCaller, job_id: str) -> 
     account_id = caller.account.id
     deleted = await read(services.sessions, schedules_of_job, account_id, job_id)
     for schedule_id in deleted:
-        try:
-            await services.temporal.get_schedule_handle(schedule_id).delete()
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise ApiError(
-                    503, "the workflow service is unavailable; the job was not deleted"
-                ) from exc
+        await schedules.delete(services.temporal, schedule_id, "the job")
     removed = await write(services.sessions, mark_deleted, account_id, job_id)
     # A schedule created while this ran: its row is gone with the job, so is its schedule.
-    await forget_schedules(services, [s for s in removed if s not in deleted])
+    await schedules.forget_all(services.temporal, [s for s in removed if s not in deleted])
