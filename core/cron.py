@@ -1,24 +1,38 @@
-"""Five-field unix cron expressions as sets of values, to ask whether a minute matches.
+"""Five-field unix cron expressions: checked strictly, and read as sets of values.
 
-Temporal fires schedules itself; this is for questions Temporal does not answer, such as
-whether a recurring maintenance window is open right now.
+The one reading of cron in the project: schedules check their expressions here before they
+are turned into what Temporal needs, and maintenance windows ask whether a minute matches
+(a question Temporal does not answer).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-# (name, lowest, highest, names of values)
-FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
-    ("month", 1, 12, {n: i + 1 for i, n in enumerate(MONTHS)}),
-    ("day of week", 0, 7, {n: i for i, n in enumerate(DAYS)}),  # 0 and 7: Sunday
+
+
+@dataclass(frozen=True)
+class CronField:
+    """One field of a cron expression: its name, bounds and the names its values may take."""
+
+    name: str
+    low: int
+    high: int
+    names: dict[str, int]
+
+
+CRON_FIELDS = (
+    CronField("minute", 0, 59, {}),
+    CronField("hour", 0, 23, {}),
+    CronField("day of month", 1, 31, {}),
+    CronField("month", 1, 12, {n: i + 1 for i, n in enumerate(MONTHS)}),
+    CronField("day of week", 0, 7, {n: i for i, n in enumerate(DAYS)}),  # 0 and 7: Sunday
 )
+_ITEM = re.compile(r"^(?P<base>\*|[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?)(?:/(?P<step>[0-9]+))?$")
 
 
 class CronError(ValueError):
@@ -34,8 +48,8 @@ class Cron:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday
-    any_day: bool
-    any_weekday: bool
+    any_day: bool  # the day-of-month field starts with `*`
+    any_weekday: bool  # the day-of-week field starts with `*`
 
     def matches(self, at: datetime) -> bool:
         """Whether the minute `at` is one the expression fires at (as unix cron: day of month
@@ -51,59 +65,61 @@ class Cron:
         return day_ok or weekday_ok
 
 
-def _value(token: str, names: dict[str, int], name: str, low: int, high: int) -> int:
-    number = names.get(token.lower())
-    if number is None:
-        if not token.isdigit():
-            raise CronError(f"{name}: {token!r} is not a number")
-        number = int(token)
-    if not low <= number <= high:
-        raise CronError(f"{name}: {number} is outside {low}-{high}")
-    return number
+def _value(token: str, field: CronField) -> int:
+    """One value of a field: a number in its bounds, or one of its names."""
+    if token.isdigit() and len(token) <= 2:
+        value = int(token)
+    elif token.lower() in field.names:
+        value = field.names[token.lower()]
+    else:
+        names = " or a name (jan, mon, ...)" if field.names else ""
+        raise CronError(f"{field.name} value {token!r} is not {field.low}-{field.high}{names}")
+    if not field.low <= value <= field.high:
+        raise CronError(f"{field.name} value {value} is outside {field.low}-{field.high}")
+    return value
 
 
-def _field(part: str, name: str, low: int, high: int, names: dict[str, int]) -> set[int]:
+def field_values(part: str, field: CronField) -> set[int]:
+    """A field's values: a comma list of `*`, `a`, `a-b`, each optionally with `/step`."""
     values: set[int] = set()
     for item in part.split(","):
-        span, _, step_text = item.partition("/")
-        step = 1
-        if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise CronError(f"{name}: step {step_text!r} must be a positive number")
-            step = int(step_text)
-        if span == "*":
-            first, last = low, high
-        elif "-" in span:
-            a, _, b = span.partition("-")
-            first, last = _value(a, names, name, low, high), _value(b, names, name, low, high)
-            if first > last:
-                raise CronError(f"{name}: range {span!r} runs backwards")
-        else:
-            first = _value(span, names, name, low, high)
-            last = high if step_text else first
-        values.update(range(first, last + 1, step))
+        match = _ITEM.match(item)
+        if match is None:
+            raise CronError(f"{field.name} {item!r} is not a value, range or step")
+        base, step = match["base"], match["step"]
+        start, end = field.low, field.high
+        if base != "*":
+            first, _, last = base.partition("-")
+            start = _value(first, field)
+            end = _value(last, field) if last else start
+            if end < start:
+                raise CronError(f"{field.name} range {base!r} ends before it starts")
+            if step is not None and not last:
+                end = field.high  # `a/step`: from a to the end of the field
+        span = field.high - field.low + 1
+        if step is not None and (len(step) > 2 or not 1 <= int(step) <= span):
+            raise CronError(f"{field.name} step {step!r} must be 1 to {span}")
+        values.update(range(start, end + 1, int(step or 1)))
     return values
 
 
 def parse_cron(expression: str) -> Cron:
-    """The expression's value sets; CronError naming the field that is wrong."""
+    """The expression's value sets; CronError naming the part that is wrong."""
     parts = expression.split()
-    if len(parts) != len(FIELDS):
+    if len(parts) != len(CRON_FIELDS):
         raise CronError(
-            "must be a unix cron expression of 5 fields "
-            "(minute hour day-of-month month day-of-week)"
+            "must be a unix cron expression of 5 fields (minute hour day-of-month month "
+            f"day-of-week), got {len(parts)}"
         )
-    sets = [
-        _field(part, name, low, high, names)
-        for part, (name, low, high, names) in zip(parts, FIELDS, strict=True)
-    ]
-    weekdays = {0 if d == 7 else d for d in sets[4]}
+    minutes, hours, days, months, weekdays = (
+        frozenset(field_values(part, field)) for part, field in zip(parts, CRON_FIELDS, strict=True)
+    )
     return Cron(
-        minutes=frozenset(sets[0]),
-        hours=frozenset(sets[1]),
-        days=frozenset(sets[2]),
-        months=frozenset(sets[3]),
-        weekdays=frozenset(weekdays),
-        any_day=parts[2] == "*",
-        any_weekday=parts[4] == "*",
+        minutes=minutes,
+        hours=hours,
+        days=days,
+        months=months,
+        weekdays=frozenset(0 if d == 7 else d for d in weekdays),
+        any_day=parts[2].startswith("*"),
+        any_weekday=parts[4].startswith("*"),
     )

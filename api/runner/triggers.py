@@ -10,38 +10,16 @@ fire exactly when unix cron would.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from api.runner.fields import FieldError, obj, text
+from core.cron import CronError, parse_cron
 
 TRIGGER_TYPES = ("cron", "date")
 MAX_DESCRIPTION = 4000
 MAX_EXPRESSION = 200
-MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-@dataclass(frozen=True)
-class CronField:
-    """One field of a cron expression: its name, bounds and the names its values may take."""
-
-    name: str
-    low: int
-    high: int
-    names: dict[str, int]
-
-
-CRON_FIELDS = (
-    CronField("minute", 0, 59, {}),
-    CronField("hour", 0, 23, {}),
-    CronField("day of month", 1, 31, {}),
-    CronField("month", 1, 12, {n: i + 1 for i, n in enumerate(MONTHS)}),
-    CronField("day of week", 0, 7, {n: i for i, n in enumerate(DAYS)}),  # 0 and 7: Sunday
-)
-_ITEM = re.compile(r"^(?P<base>\*|[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?)(?:/(?P<step>[0-9]+))?$")
 
 
 @dataclass(frozen=True)
@@ -66,57 +44,19 @@ class ScheduleBody:
     trigger: Trigger
 
 
-def _value(token: str, field: CronField, path: str) -> int:
-    """One value of a field: a number in its bounds, or one of its names."""
-    if token.isdigit() and len(token) <= 2:
-        value = int(token)
-    elif token.lower() in field.names:
-        value = field.names[token.lower()]
-    else:
-        names = " or a name (jan, mon, ...)" if field.names else ""
-        allowed = f"{field.low}-{field.high}{names}"
-        raise FieldError(path, f"{field.name} value {token!r} is not {allowed}")
-    if not field.low <= value <= field.high:
-        raise FieldError(path, f"{field.name} value {value} is outside {field.low}-{field.high}")
-    return value
-
-
-def _check_field(part: str, field: CronField, path: str) -> None:
-    """A field: a comma list of `*`, `a`, `a-b`, each optionally with `/step`."""
-    for item in part.split(","):
-        match = _ITEM.match(item)
-        if match is None:
-            raise FieldError(path, f"{field.name} {item!r} is not a value, range or step")
-        base, step = match["base"], match["step"]
-        if base != "*":
-            first, _, last = base.partition("-")
-            start = _value(first, field, path)
-            end = _value(last, field, path) if last else start
-            if end < start:
-                raise FieldError(path, f"{field.name} range {base!r} ends before it starts")
-        if step is not None:
-            span = field.high - field.low + 1
-            if len(step) > 2 or not 1 <= int(step) <= span:
-                raise FieldError(path, f"{field.name} step {step!r} must be 1 to {span}")
-
-
 def cron_expressions(expression: str, path: str) -> list[str]:
     """What Temporal is given for a checked unix cron expression.
 
     Unix cron fires when day of month *or* day of week matches if both are restricted (neither
     starts with `*`); Temporal requires both. Such an expression becomes two, one per day field.
     """
+    try:
+        cron = parse_cron(expression)
+    except CronError as exc:
+        raise FieldError(path, str(exc)) from exc
     parts = expression.split()
-    if len(parts) != len(CRON_FIELDS):
-        raise FieldError(
-            path,
-            f"must be a unix cron expression of 5 fields (minute hour day-of-month month "
-            f"day-of-week), got {len(parts)}",
-        )
-    for part, field in zip(parts, CRON_FIELDS, strict=True):
-        _check_field(part, field, path)
     minute, hour, dom, month, dow = parts
-    if dom.startswith("*") or dow.startswith("*"):
+    if cron.any_day or cron.any_weekday:
         return [" ".join(parts)]
     return [f"{minute} {hour} {dom} {month} *", f"{minute} {hour} * {month} {dow}"]
 

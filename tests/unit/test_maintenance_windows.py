@@ -27,6 +27,11 @@ def at(text: str) -> datetime:
         ("0 9-17 * * mon-fri", "2026-03-23T18:00", False),
         ("0 0 1 jan *", "2026-01-01T00:00", True),
         ("30 2 1,15 * *", "2026-03-15T02:30", True),
+        ("5/20 * * * *", "2026-03-15T02:45", True),  # from 5 on, every 20
+        ("5/20 * * * *", "2026-03-15T02:40", False),
+        # A day field starting with `*` leaves the other to decide, as in unix cron.
+        ("0 0 */2 * 1", "2026-03-16T00:00", False),  # a Monday on the 16th: both must match
+        ("0 0 */2 * 1", "2026-03-23T00:00", True),  # a Monday on the 23rd
         # Both day fields restricted: either one matching is enough (unix cron).
         ("0 0 13 * 5", "2026-03-13T00:00", True),  # the 13th, a Friday
         ("0 0 13 * 5", "2026-03-20T00:00", True),  # a Friday, not the 13th
@@ -41,14 +46,14 @@ def test_cron_matches_as_unix_cron_does(expression: str, moment: str, fires: boo
     ("expression", "names"),
     [
         ("0 3 * *", "5 fields"),
-        ("61 * * * *", "minute: 61 is outside 0-59"),
-        ("* 24 * * *", "hour: 24 is outside 0-23"),
-        ("* * 0 * *", "day of month: 0 is outside 1-31"),
-        ("* * * 13 *", "month: 13 is outside 1-12"),
-        ("* * * * 8", "day of week: 8 is outside 0-7"),
-        ("*/0 * * * *", "minute: step '0'"),
-        ("5-1 * * * *", "minute: range '5-1' runs backwards"),
-        ("x * * * *", "minute: 'x' is not a number"),
+        ("61 * * * *", "minute value 61 is outside 0-59"),
+        ("* 24 * * *", "hour value 24 is outside 0-23"),
+        ("* * 0 * *", "day of month value 0 is outside 1-31"),
+        ("* * * 13 *", "month value 13 is outside 1-12"),
+        ("* * * * 8", "day of week value 8 is outside 0-7"),
+        ("*/0 * * * *", "minute step '0' must be 1 to 60"),
+        ("5-1 * * * *", "minute range '5-1' ends before it starts"),
+        ("x * * * *", "minute value 'x' is not 0-59"),
     ],
 )
 def test_bad_cron_expressions_name_the_field(expression: str, names: str) -> None:

@@ -108,7 +108,7 @@ async def test_delete(stack: Stack) -> None:
         ({"start": "not a time"}, "start"),
         ({"name": ""}, "name"),
         ({"recurring": "0 3 * *"}, "recurring: must be a unix cron expression of 5 fields"),
-        ({"recurring": "0 25 * * *"}, "recurring: hour: 25 is outside 0-23"),
+        ({"recurring": "0 25 * * *"}, "recurring: hour value 25 is outside 0-23"),
         ({"recurring": "0 3 * * *", "end": "2026-05-22T03:00:00"}, "end: a recurring window"),
         ({"autonomy_override": "sometimes"}, "autonomy_override"),
         ({"scope": "all"}, "scope"),
