@@ -12,3 +12,8 @@ def rfc3339(value: datetime | None, *, fraction: bool = True) -> str | None:
     utc = value.astimezone(UTC)
     text = utc.isoformat(timespec="microseconds" if fraction else "seconds")
     return text.replace("+00:00", "Z")
+
+
+def as_utc(value: datetime) -> datetime:
+    """`value` in UTC; a time without an offset is taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

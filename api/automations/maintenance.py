@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,12 +13,7 @@ from api.errors import ApiError, bad_request, not_found
 from core.cron import CronError, parse_cron
 from core.maintenance import MAX_RECURRING_DURATION, WindowTimes, activated, deactivated, is_open
 from core.store.models import MaintenanceWindow, User, utcnow
-from core.timefmt import rfc3339
-
-
-def utc(value: datetime) -> datetime:
-    """`value` in UTC; a time without an offset is UTC already."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from core.timefmt import as_utc, rfc3339
 
 
 def times_of(row: MaintenanceWindow) -> WindowTimes:
@@ -48,7 +43,7 @@ def create_window(
     session: Session, user: User, body: schemas.MaintenanceWindowIn
 ) -> schemas.MaintenanceWindow:
     """A new window; 400 naming the field when its times or cron make no sense."""
-    start, end = utc(body.start), utc(body.end)
+    start, end = as_utc(body.start), as_utc(body.end)
     if end <= start:
         raise bad_request("end: must be after start")
     recurring = body.recurring.strip() if body.recurring and body.recurring.strip() else None

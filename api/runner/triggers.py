@@ -11,11 +11,12 @@ fire exactly when unix cron would.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from api.runner.fields import FieldError, obj, text
 from core.cron import CronError, parse_cron
+from core.timefmt import as_utc
 
 TRIGGER_TYPES = ("cron", "date")
 MAX_DESCRIPTION = 4000
@@ -68,9 +69,7 @@ def parse_date(expression: str, path: str, now: datetime) -> datetime:
         when = datetime.fromisoformat(expression)
     except ValueError as exc:
         raise FieldError(path, "must be an ISO-8601 UTC time such as 2030-01-31T18:00:00Z") from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    when = when.astimezone(UTC).replace(microsecond=0)
+    when = as_utc(when).replace(microsecond=0)
     if when <= now:
         raise FieldError(path, f"{when:%Y-%m-%dT%H:%M:%SZ} is not in the future")
     return when
