@@ -15,8 +15,9 @@ from temporalio.client import Client
 from activities.sandbox import detect
 from core.settings import scrub_environment
 from core.statuses import RunStatus
+from core.store.models import Run
 from tests.conftest import TEST_SECRET_KEY
-from tests.stack import make_repo, make_settings, stack_for, worker_process
+from tests.stack import Stack, make_repo, make_settings, stack_for, worker_process
 
 SITE = """
 - hosts: all
@@ -31,6 +32,20 @@ def test_scrub_removes_settings_and_cloud_credentials() -> None:
     env = {"RUNWRIGHT_SECRET_KEY": "k", "AWS_SECRET_ACCESS_KEY": "s", "PATH": "/bin", "HOME": "/"}
     assert sorted(scrub_environment(env)) == ["AWS_SECRET_ACCESS_KEY", "RUNWRIGHT_SECRET_KEY"]
     assert env == {"PATH": "/bin", "HOME": "/"}
+
+
+async def run_on_worker_process(
+    stack: Stack, playbook_id: str, log: Path, extra_env: dict[str, str] | None = None
+) -> tuple[str, Run]:
+    """Run the playbook on `runwright worker` as its own process (with `extra_env` in its
+    environment), stopped once the run has ended; (run id, its final row)."""
+    proc = worker_process(stack.settings, stack.temporal, log, extra_env=extra_env)
+    try:
+        run_id = await stack.run({"id": playbook_id})
+        return run_id, await stack.wait_status(run_id, timeout=90)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.mark.slow
@@ -50,13 +65,7 @@ spec:
     - name: script
       exec: {{script: 'echo "key=[$RUNWRIGHT_SECRET_KEY]"'}}
 """)
-        proc = worker_process(settings, temporal, tmp_path / "worker.log")
-        try:
-            run_id = await stack.run({"id": items[0]["id"]})
-            row = await stack.wait_status(run_id, timeout=90)
-        finally:
-            proc.kill()
-            proc.wait()
+        run_id, row = await run_on_worker_process(stack, items[0]["id"], tmp_path / "worker.log")
         assert row.status == RunStatus.SUCCEEDED, row.error
         actions = (await stack.get_run(run_id))["actions"]
         assert '"msg": "key=[]"' in actions[0]["result"]["stdout"]
@@ -74,16 +83,13 @@ READ_ENVIRONS = (
 def snoop_playbook(url: str, home: Path) -> str:
     """A Playbook (JSON, which is YAML): the environ reads in a localhost play and a script,
     and the script also looks for the worker's files."""
-    worker_files = [
-        home / "runwright.db",
-        home / "secret.key",
-        home / "work" / "cache",
-        home / "work" / "runs" / "earlier-run",
-    ]
+    runs = home / "work" / "runs"
+    worker_files = [home / "runwright.db", home / "secret.key", home / "work" / "cache"]
+    worker_files.append(runs / "earlier-run")
     look = "".join(f"[ -e {p} ] && echo visible: {p}; " for p in worker_files)
     script = (
         f"{READ_ENVIRONS}; {look}"
-        f'echo "runwright home:[$(ls -A {home})] runs:[$(ls -A {home}/work/runs)]"; '
+        f'echo "runwright home:[$(ls -A {home})] runs:[$(ls -A {runs})]"; '
         'echo "home:[$(ls -A "$HOME")]"'
     )
     play = {
@@ -126,13 +132,9 @@ async def test_actions_cannot_find_the_worker_credentials_in_proc(
     async with stack_for(settings, temporal, worker=False) as stack:
         items = await stack.apply(snoop_playbook(url, settings.home.resolve()))
         extra = {"AWS_SECRET_ACCESS_KEY": aws_secret, "PGPASSWORD": pg_password}
-        proc = worker_process(settings, temporal, tmp_path / "worker.log", extra_env=extra)
-        try:
-            run_id = await stack.run({"id": items[0]["id"]})
-            row = await stack.wait_status(run_id, timeout=90)
-        finally:
-            proc.kill()
-            proc.wait()
+        run_id, row = await run_on_worker_process(
+            stack, items[0]["id"], tmp_path / "worker.log", extra_env=extra
+        )
         assert row.status == RunStatus.SUCCEEDED, row.error
         actions = (await stack.get_run(run_id))["actions"]
     play, script = actions[0]["result"]["stdout"], actions[1]["result"]["stdout"]
