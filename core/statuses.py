@@ -177,3 +177,31 @@ def hoop_session_status(status: RunStatus | str, *, reviewed: bool) -> str:
 def hoop_review_status(status: RunStatus | str) -> str:
     """hoop's review status of a reviewed session in a canonical status."""
     return HOOP_REVIEW_STATUS[RunStatus(status)]
+
+
+# Automations (NOBA): a run waiting for a slot is `queued`; a run stopped past its timeout is
+# `timeout`; rejected or expired approvals and stops end `cancelled`.
+AUTOMATION_RUN_STATUS: dict[RunStatus, str] = {
+    RunStatus.SCHEDULED: "queued",
+    RunStatus.PENDING_APPROVAL: "pending_approval",
+    RunStatus.PENDING: "queued",
+    RunStatus.INITIALIZING: "running",
+    RunStatus.RUNNING: "running",
+    RunStatus.SLEEPING: "running",
+    RunStatus.STOPPING: "running",
+    RunStatus.STOPPED: "cancelled",
+    RunStatus.KILLING: "running",
+    RunStatus.KILLED: "cancelled",
+    RunStatus.SUCCEEDED: "done",
+    RunStatus.FAILED: "failed",
+    RunStatus.INIT_FAILED: "failed",
+    RunStatus.REJECTED: "cancelled",
+    RunStatus.TIMED_OUT: "timeout",
+    RunStatus.EXPIRED: "cancelled",
+    RunStatus.SKIPPED: "cancelled",
+}
+
+
+def automation_run_status(status: RunStatus | str) -> str:
+    """The Automations API's name of a canonical run status."""
+    return AUTOMATION_RUN_STATUS[RunStatus(status)]

@@ -1,0 +1,47 @@
+"""The Automations API's ids: `auto_<hex>` and `run_<hex>` over the engine's UUIDs.
+
+A bijection, so no second id is stored: the hex is the UUID of the definition or run.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+AUTOMATION_PREFIX = "auto_"
+RUN_PREFIX = "run_"
+
+
+def _public(prefix: str, engine_id: str) -> str:
+    return prefix + uuid.UUID(engine_id).hex
+
+
+def _engine(prefix: str, public_id: str) -> str | None:
+    if not public_id.startswith(prefix) or len(public_id) != len(prefix) + 32:
+        return None
+    tail = public_id[len(prefix) :]
+    try:
+        parsed = uuid.UUID(hex=tail)
+    except ValueError:
+        return None
+    # Only the one spelling we hand out (lower-case hex, no dashes or braces) names a thing.
+    return str(parsed) if parsed.hex == tail else None
+
+
+def automation_public_id(definition_id: str) -> str:
+    """`auto_<hex>` of a definition's UUID."""
+    return _public(AUTOMATION_PREFIX, definition_id)
+
+
+def automation_engine_id(public_id: str) -> str | None:
+    """The definition UUID behind `auto_<hex>`; None for anything else."""
+    return _engine(AUTOMATION_PREFIX, public_id)
+
+
+def run_public_id(run_id: str) -> str:
+    """`run_<hex>` of a run's UUID."""
+    return _public(RUN_PREFIX, run_id)
+
+
+def run_engine_id(public_id: str) -> str | None:
+    """The run UUID behind `run_<hex>`; None for anything else."""
+    return _engine(RUN_PREFIX, public_id)
