@@ -14,8 +14,9 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.hoop.connections import ConnectionSpecError, save_connection
-from api.mission_control.playbooks import SpecError, normalize_spec
+from api.fields import FieldError
+from api.hoop.connections import save_connection
+from api.mission_control.playbooks import normalize_spec
 from api.mission_control.service import DIALECT
 from core.secrets import SecretBox
 from core.store.models import Definition, Resource, Team, User, utcnow
@@ -132,7 +133,7 @@ class Applier:
                 allowed_schemes=self._schemes,
                 put_secret=lambda value: put_secret(self._session, self._box, value),
             )
-        except SpecError as exc:
+        except FieldError as exc:
             raise DocumentError(f"{where} {name}: {exc}") from exc
         existing = self._session.scalar(
             select(Definition).where(
@@ -238,6 +239,6 @@ class Applier:
     def _connection(self, doc: dict[str, Any], where: str) -> Applied:
         try:
             row, created = save_connection(self._session, doc, box=self._box, user_id=self._user_id)
-        except ConnectionSpecError as exc:
+        except FieldError as exc:
             raise DocumentError(f"{where}: {exc}") from exc
         return Applied("Connection", row.name, row.id, "created" if created else "updated")

@@ -12,13 +12,25 @@ import binascii
 import re
 import shlex
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.fields import (
+    FieldError,
+    PutSecret,
+    choice,
+    flag,
+    kept_secret,
+    secret,
+    secret_ref,
+    string_list,
+    text,
+)
 from core.git_urls import PathEscapeError, validate_relative_path
-from core.secrets import MASK, SECRET_REF, SecretBox, is_ref
+from core.secrets import MASK, SecretBox
 from core.store.models import Definition, utcnow
 from core.store.secret_values import put_secret
 
@@ -35,103 +47,87 @@ _FIELDS = (
 )  # fmt: skip
 
 
-class ConnectionSpecError(ValueError):
-    """A connection document that cannot be stored; the message names the field."""
-
-
-def _strings(value: Any, field: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConnectionSpecError(f"{field}: must be a list of strings")
-    return list(value)
-
-
 def _command(value: Any) -> list[str]:
     if isinstance(value, str):
         try:
             return shlex.split(value)
         except ValueError as exc:
-            raise ConnectionSpecError(f"command: {exc}") from exc
-    command = _strings(value, "command")
+            raise FieldError("command", str(exc)) from exc
+    command = string_list(value, "command")
     if any(not part or "\0" in part for part in command):
-        raise ConnectionSpecError("command: an argument is empty or contains a NUL byte")
+        raise FieldError("command", "an argument is empty or contains a NUL byte")
     return command
 
 
 def _allowed_client_args(value: Any) -> list[str]:
-    allowed = _strings(value, "allowed_client_args")
+    allowed = string_list(value, "allowed_client_args")
     if any(not arg or "\0" in arg for arg in allowed):
-        raise ConnectionSpecError(
-            "allowed_client_args: an argument is empty or contains a NUL byte"
-        )
+        raise FieldError("allowed_client_args", "an argument is empty or contains a NUL byte")
     return list(dict.fromkeys(allowed))
 
 
-def _plain_env(doc: Mapping[str, Any]) -> dict[str, str | None]:
+def _plain_env(doc: Mapping[str, Any]) -> dict[str, str]:
     """NAME → value from `env` (plain) and `secret` (hoop: `envvar:NAME` → base64).
 
-    A masked value (what a read shows) means "keep the stored one": None here.
+    A masked value (what a read shows) stays the mask: it keeps the stored secret.
     """
-    env: dict[str, str | None] = {}
+    env: dict[str, str] = {}
     raw_env = doc.get("env") or {}
     if not isinstance(raw_env, dict):
-        raise ConnectionSpecError("env: must be a mapping of names to values")
+        raise FieldError("env", "must be a mapping of names to values")
     for name, value in raw_env.items():
         if not isinstance(value, (str, int, float, bool)):
-            raise ConnectionSpecError(f"env.{name}: must be a string")
-        env[str(name)] = None if value == MASK else str(value)
+            raise FieldError(f"env.{name}", "must be a string")
+        env[str(name)] = str(value)
     raw_secret = doc.get("secret") or {}
     if not isinstance(raw_secret, dict):
-        raise ConnectionSpecError("secret: must be a mapping of envvar:NAME to base64 values")
+        raise FieldError("secret", "must be a mapping of envvar:NAME to base64 values")
     for key, value in raw_secret.items():
         kind, sep, name = str(key).partition(":")
         if kind != "envvar" or not sep:
-            raise ConnectionSpecError(f"secret.{key}: keys must look like envvar:NAME")
+            raise FieldError(f"secret.{key}", "keys must look like envvar:NAME")
         if not isinstance(value, str):
-            raise ConnectionSpecError(f"secret.{key}: must be a base64 string")
+            raise FieldError(f"secret.{key}", "must be a base64 string")
         if value == MASK:
-            env[name] = None
+            env[name] = value
             continue
         try:
             env[name] = base64.b64decode(value, validate=True).decode("utf-8")
         except (binascii.Error, ValueError) as exc:
-            raise ConnectionSpecError(f"secret.{key}: not valid base64 of UTF-8 text") from exc
+            raise FieldError(f"secret.{key}", "not valid base64 of UTF-8 text") from exc
     for name, value in env.items():
         if not _ENV_NAME.match(name):
-            raise ConnectionSpecError(f"env.{name}: not a valid environment variable name")
-        if value is not None and "\0" in value:
-            raise ConnectionSpecError(f"env.{name}: contains a NUL byte")
+            raise FieldError(f"env.{name}", "not a valid environment variable name")
+        if "\0" in value:
+            raise FieldError(f"env.{name}", "contains a NUL byte")
     return env
 
 
 def _runbooks(doc: Mapping[str, Any]) -> dict[str, Any]:
     raw = doc.get("runbooks")
-    mode = doc.get("access_mode_runbooks", "enabled")
-    if mode not in ("enabled", "disabled"):
-        raise ConnectionSpecError("access_mode_runbooks: must be enabled or disabled")
+    modes = ("enabled", "disabled")
+    mode = choice(doc.get("access_mode_runbooks"), "access_mode_runbooks", modes, default="enabled")
     enabled, prefix = mode == "enabled", ""
     if raw is not None:
         if not isinstance(raw, dict):
-            raise ConnectionSpecError("runbooks: must be a mapping {enabled, path_prefix}")
-        enabled = raw.get("enabled", enabled)
-        if not isinstance(enabled, bool):
-            raise ConnectionSpecError("runbooks.enabled: must be true or false")
-        prefix = raw.get("path_prefix") or ""
-        if not isinstance(prefix, str):
-            raise ConnectionSpecError("runbooks.path_prefix: must be a string")
+            raise FieldError("runbooks", "must be a mapping {enabled, path_prefix}")
+        enabled = flag(raw.get("enabled"), "runbooks.enabled", default=enabled)
+        prefix = text(raw.get("path_prefix"), "runbooks.path_prefix")
         try:
             validate_relative_path(prefix)
         except PathEscapeError as exc:
-            raise ConnectionSpecError(f"runbooks.path_prefix: {exc}") from exc
+            raise FieldError("runbooks.path_prefix", str(exc)) from exc
     return {"enabled": enabled, "path_prefix": prefix}
 
 
+def _database_only(value: str, field: str, ctype: str) -> str:
+    if value and ctype != "database":
+        raise FieldError(field, "only database connections have one")
+    return value
+
+
 def connection_spec(
-    doc: Mapping[str, Any],
-    *,
-    put_secret: Callable[[str], dict[str, str]],
-    previous: Mapping[str, Any] | None = None,
+    doc: Mapping[str, Any], *, put_secret: PutSecret, previous: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The stored spec of a connection document (without its name); secrets become refs.
 
@@ -139,56 +135,34 @@ def connection_spec(
     """
     ctype = doc.get("type")
     if ctype not in TYPES:
-        raise ConnectionSpecError(f"type: must be one of {', '.join(TYPES)}")
-    subtype = doc.get("subtype") or ""
-    if not isinstance(subtype, str):
-        raise ConnectionSpecError("subtype: must be a string")
+        raise FieldError("type", f"must be one of {', '.join(TYPES)}")
+    subtype = text(doc.get("subtype"), "subtype")
     command = _command(doc.get("command"))
     if ctype == "database" and subtype not in DATABASE_SUBTYPES:
-        raise ConnectionSpecError(
-            f"subtype: a database connection needs one of {', '.join(DATABASE_SUBTYPES)}"
+        raise FieldError(
+            "subtype", f"a database connection needs one of {', '.join(DATABASE_SUBTYPES)}"
         )
     if ctype != "database" and not command:
-        raise ConnectionSpecError(f"command: a {ctype} connection needs the command to run")
-    old_env: Mapping[str, Any] = (previous or {}).get("env") or {}
-    env: dict[str, Any] = {}
-    for name, value in _plain_env(doc).items():
-        if value is None:
-            if name not in old_env:
-                raise ConnectionSpecError(f"env.{name}: masked, but no value is stored to keep")
-            env[name] = old_env[name]
-        else:
-            env[name] = put_secret(value)
-    dsn = doc.get("dsn")
-    dsn_ref: Any = None
-    if dsn not in (None, ""):
-        if not isinstance(dsn, str):
-            raise ConnectionSpecError("dsn: must be a string")
-        if ctype != "database":
-            raise ConnectionSpecError("dsn: only database connections have one")
-        if dsn == MASK:
-            dsn_ref = (previous or {}).get("dsn")
-            if not is_ref(dsn_ref):
-                raise ConnectionSpecError("dsn: masked, but no value is stored to keep")
-        else:
-            dsn_ref = put_secret(dsn)
-    password = doc.get("password")
-    if password not in (None, ""):
-        # hoop's database convention: the password is the PASS secret of the connection.
-        if not isinstance(password, str):
-            raise ConnectionSpecError("password: must be a string")
-        if ctype != "database":
-            raise ConnectionSpecError("password: only database connections have one")
-        if password == MASK:
-            if not is_ref(old_env.get("PASS")):
-                raise ConnectionSpecError("password: masked, but no value is stored to keep")
-            env["PASS"] = old_env["PASS"]
-        else:
-            env["PASS"] = put_secret(password)
-    reviewers = _strings(doc.get("reviewers"), "reviewers")
+        raise FieldError("command", f"a {ctype} connection needs the command to run")
+    before = previous or {}
+    old_env: Mapping[str, Any] = before.get("env") or {}
+    # An empty value is a value here: the variable is set, to "".
+    env: dict[str, Any] = {
+        name: kept_secret(old_env.get(name), f"env.{name}")
+        if value == MASK
+        else secret_ref(value, put_secret)
+        for name, value in _plain_env(doc).items()
+    }
+    dsn = _database_only(text(doc.get("dsn"), "dsn"), "dsn", ctype)
+    dsn_ref = secret(dsn, "dsn", put_secret, previous=before.get("dsn"))
+    # hoop's database convention: the password is the PASS secret of the connection.
+    password = _database_only(text(doc.get("password"), "password"), "password", ctype)
+    if password:
+        env["PASS"] = secret(password, "password", put_secret, previous=old_env.get("PASS"))
+    reviewers = string_list(doc.get("reviewers"), "reviewers")
     for group in reviewers:
         if not _GROUP.match(group):
-            raise ConnectionSpecError(f"reviewers: {group!r} is not a group name")
+            raise FieldError("reviewers", f"{group!r} is not a group name")
     return {
         "type": ctype,
         "subtype": subtype,
@@ -203,14 +177,14 @@ def connection_spec(
 
 def secret_writer(session: Session, box: SecretBox) -> Callable[[str], dict[str, str]]:
     """Stores a value encrypted and returns its reference."""
-    return lambda value: {SECRET_REF: put_secret(session, box, value)}
+    return lambda value: secret_ref(value, partial(put_secret, session, box))
 
 
 def validate_name(name: Any) -> str:
     """A connection name: letters, digits, `.`, `_`, `-`; 400 naming `name` otherwise."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ConnectionSpecError(
-            "name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        raise FieldError(
+            "name", "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return name
 
@@ -239,7 +213,7 @@ def save_connection(
     """Create or replace the connection `doc` describes; (row, created). Flushes only."""
     unknown = sorted(set(doc) - set(_FIELDS) - {"id", "kind", "status"})
     if unknown and doc.get("kind") == "Connection":
-        raise ConnectionSpecError(f"{unknown[0]}: not a field of a Connection")
+        raise FieldError(unknown[0], "not a field of a Connection")
     name = validate_name(name if name is not None else doc.get("name"))
     row = session.scalar(
         select(Definition).where(
@@ -250,9 +224,9 @@ def save_connection(
     )
     live = row is not None and row.deleted_at is None
     if live and create_only:
-        raise ConnectionSpecError(f"name: a connection named {name!r} already exists")
+        raise FieldError("name", f"a connection named {name!r} already exists")
     previous = row.spec if live and row is not None else None
-    spec = connection_spec(doc, put_secret=secret_writer(session, box), previous=previous)
+    spec = connection_spec(doc, put_secret=partial(put_secret, session, box), previous=previous)
     if row is None:
         row = Definition(
             dialect=DIALECT, name=name, namespace=NAMESPACE, spec=spec, created_by=user_id

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from api.db import read, write
 from api.deps import ServicesDep
 from api.errors import JsonBody, bad_request, json_request_body, not_found, parse_json_body
+from api.fields import FieldError, as_bad_request
 from api.hoop import reviews, schemas, sessions
 from api.hoop.access import HoopAdmin, HoopOperator, HoopUser
 from api.hoop.connections import (
     DIALECT,
-    ConnectionSpecError,
     connection_view,
     get_connection,
     save_connection,
@@ -124,8 +124,8 @@ def _save(
         row, _ = save_connection(
             session, doc, box=box, user_id=user.id, name=name, create_only=create_only
         )
-    except ConnectionSpecError as exc:
-        raise bad_request(str(exc)) from exc
+    except FieldError as exc:
+        raise as_bad_request(exc) from exc
     return connection_view(row)
 
 

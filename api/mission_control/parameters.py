@@ -6,20 +6,17 @@ secret references, so the run row, the API and the workflow input never hold the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from api.fields import FieldError, PutSecret, secret_ref
 from core.gotemplate import TemplateError, render
-from core.secrets import MIN_REDACTED_LENGTH, SECRET_REF
+from core.secrets import MIN_REDACTED_LENGTH
 
 SECRET_TYPE = "secret"  # noqa: S105 - a parameter type's name, not a secret
 
 # Whole floats below this print as integers (`2.0` -> "2"), above it as `1e+21`.
 WHOLE_LIMIT = 1e21
-
-
-class ParameterError(ValueError):
-    """Parameters a playbook cannot run with; the message is the client's."""
 
 
 def stringify(name: str, value: Any) -> str:
@@ -34,7 +31,7 @@ def stringify(name: str, value: Any) -> str:
         return str(int(value)) if whole else repr(value)
     if isinstance(value, str):
         return value
-    raise ParameterError(f"params.{name}: must be a string, number or boolean")
+    raise FieldError(f"params.{name}", "must be a string, number or boolean")
 
 
 def resolve_params(
@@ -42,14 +39,16 @@ def resolve_params(
 ) -> dict[str, str]:
     """The run's parameters: given values, then templated defaults, then the checks.
 
-    Unknown names and missing required values are refused with the HEAD-era messages.
+    Unknown names and missing required values are refused with the HEAD-era messages, which
+    name every parameter at fault (a FieldError without a path).
     """
     names = [str(p["name"]) for p in declared]
     unknown = sorted(set(given) - set(names))
     if unknown:
-        raise ParameterError(
+        raise FieldError(
+            "",
             f"unknown parameter(s): {', '.join(unknown)}, "
-            f"valid parameters are: {', '.join(names) or '(none)'}"
+            f"valid parameters are: {', '.join(names) or '(none)'}",
         )
     # A null value is no value: the default applies, or the parameter stays absent.
     values = {name: stringify(name, value) for name, value in given.items() if value is not None}
@@ -60,12 +59,12 @@ def resolve_params(
             try:
                 values[name] = render(str(default), {**env, "params": dict(values)})
             except TemplateError as exc:
-                raise ParameterError(f"params.{name}: default template error: {exc}") from exc
+                raise FieldError(f"params.{name}", f"default template error: {exc}") from exc
     missing = [
         str(p["name"]) for p in declared if p.get("required") and not values.get(str(p["name"]))
     ]
     if missing:
-        raise ParameterError(f"missing required parameter(s): {','.join(missing)}")
+        raise FieldError("", f"missing required parameter(s): {','.join(missing)}")
     return values
 
 
@@ -75,7 +74,7 @@ def secret_names(declared: list[Mapping[str, Any]]) -> set[str]:
 
 
 def seal_params(
-    declared: list[Mapping[str, Any]], values: Mapping[str, str], put: Callable[[str], str]
+    declared: list[Mapping[str, Any]], values: Mapping[str, str], put: PutSecret
 ) -> dict[str, Any]:
     """`values` with each secret one (and each that contains one) swapped for a reference.
 
@@ -88,7 +87,7 @@ def seal_params(
     for name, value in values.items():
         derived = any(h in value for h in hidden)
         if value != "" and (name in secret or derived):
-            sealed[name] = {SECRET_REF: put(value)}
+            sealed[name] = secret_ref(value, put)
         else:
             sealed[name] = value
     return sealed

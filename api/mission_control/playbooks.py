@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from api.fields import FieldError, PutSecret, array, choice, flag, obj, secret, text
 from core.durations import parse_duration
 from core.git_urls import GitUrlError, validate_commit, validate_git_url, validate_ref
 from core.gotemplate import TemplateError, validate
@@ -26,40 +27,10 @@ APPROVAL_TYPES = ("any", "all")
 # Files an action leaves are named by globs; these two name its captured output.
 OUTPUT_ARTIFACTS = ("/dev/stdout", "/dev/stderr")
 
-PutSecret = Callable[[str], str]  # plain value -> reference id
-
-
-class SpecError(ValueError):
-    """A playbook spec that cannot be stored; the message starts with the field's path."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-
-
-def _map(value: Any, path: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SpecError(path, "must be an object")
-    return value
-
 
 def _list(value: Any, path: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise SpecError(path, "must be a list")
-    return value
-
-
-def _str(value: Any, path: str, *, required: bool = False) -> str:
-    if value is None or value == "":
-        if required:
-            raise SpecError(path, "is required")
-        return ""
-    if not isinstance(value, str):
-        raise SpecError(path, "must be a string")
-    return value
+    """An array field, named a list as Mission Control's documents do."""
+    return array(value, path, expect="a list")
 
 
 def _check_templates(value: Any, path: str) -> None:
@@ -68,7 +39,7 @@ def _check_templates(value: Any, path: str) -> None:
         try:
             validate(value)
         except TemplateError as exc:
-            raise SpecError(path, f"template error: {exc}") from exc
+            raise FieldError(path, f"template error: {exc}") from exc
     elif isinstance(value, dict) and not is_ref(value):
         for key, item in value.items():
             _check_templates(item, f"{path}.{key}")
@@ -78,14 +49,11 @@ def _check_templates(value: Any, path: str) -> None:
 
 
 def _secret(value: Any, path: str, put: PutSecret) -> Any:
-    """A secret field's stored form: a reference (templates are kept: they hold no secret)."""
-    if value is None or value == "":
+    """A secret field's stored form: a reference; an empty value and a template (which
+    holds no secret) are kept as they are."""
+    if value is None or value == "" or (isinstance(value, str) and "{{" in value):
         return value
-    if not isinstance(value, str):
-        raise SpecError(path, "must be a string")
-    if "{{" in value:
-        return value
-    return {"secretRef": put(value)}
+    return secret(value, path, put)
 
 
 def _env_list(value: Any, path: str, put: PutSecret) -> list[dict[str, Any]]:
@@ -94,8 +62,8 @@ def _env_list(value: Any, path: str, put: PutSecret) -> list[dict[str, Any]]:
         value = [{"name": k, "value": v} for k, v in value.items()]
     out = []
     for i, item in enumerate(_list(value, path)):
-        entry = _map(item, f"{path}[{i}]")
-        name = _str(entry.get("name"), f"{path}[{i}].name", required=True)
+        entry = obj(item, f"{path}[{i}]")
+        name = text(entry.get("name"), f"{path}[{i}].name", required=True)
         raw = entry.get("value", "")
         if not is_ref(raw) and not isinstance(raw, str):
             raw = str(raw)
@@ -108,26 +76,26 @@ def _git_check(path: str, check: Callable[..., None], *args: Any) -> None:
     try:
         check(*args)
     except GitUrlError as exc:
-        raise SpecError(path, str(exc)) from exc
+        raise FieldError(path, str(exc)) from exc
 
 
 def _checkout(value: Any, path: str, allowed: list[str], put: PutSecret) -> dict[str, Any]:
-    spec = _map(value, path)
-    url = _str(spec.get("url"), f"{path}.url", required=True)
+    spec = obj(value, path)
+    url = text(spec.get("url"), f"{path}.url", required=True)
     _git_check(f"{path}.url", validate_git_url, url, allowed)
     for key in ("branch", "tag", "ref"):
         if spec.get(key):
-            _git_check(f"{path}.{key}", validate_ref, _str(spec[key], f"{path}.{key}"))
+            _git_check(f"{path}.{key}", validate_ref, text(spec[key], f"{path}.{key}"))
     if spec.get("commit"):
-        _git_check(f"{path}.commit", validate_commit, _str(spec["commit"], f"{path}.commit"))
-    path_in_repo = _str(spec.get("path"), f"{path}.path")
+        _git_check(f"{path}.commit", validate_commit, text(spec["commit"], f"{path}.commit"))
+    path_in_repo = text(spec.get("path"), f"{path}.path")
     if path_in_repo.startswith("/") or ".." in path_in_repo.split("/"):
-        raise SpecError(f"{path}.path", "must stay inside the repository")
+        raise FieldError(f"{path}.path", "must stay inside the repository")
     return {
         "url": url,
         **{k: spec[k] for k in ("branch", "tag", "ref", "commit") if spec.get(k)},
         "path": path_in_repo,
-        "username": _str(spec.get("username"), f"{path}.username"),
+        "username": text(spec.get("username"), f"{path}.username"),
         "password": _secret(spec.get("password"), f"{path}.password", put),
         "sshKey": _secret(spec.get("sshKey"), f"{path}.sshKey", put),
     }
@@ -136,10 +104,10 @@ def _checkout(value: Any, path: str, allowed: list[str], put: PutSecret) -> dict
 def _artifacts(value: Any, path: str) -> list[dict[str, str]]:
     out = []
     for i, item in enumerate(_list(value, path)):
-        entry = {"path": item} if isinstance(item, str) else _map(item, f"{path}[{i}]")
-        glob = _str(entry.get("path"), f"{path}[{i}].path", required=True)
+        entry = {"path": item} if isinstance(item, str) else obj(item, f"{path}[{i}]")
+        glob = text(entry.get("path"), f"{path}[{i}].path", required=True)
         if glob not in OUTPUT_ARTIFACTS and (glob.startswith("/") or ".." in glob.split("/")):
-            raise SpecError(f"{path}[{i}].path", "must be relative to the working directory")
+            raise FieldError(f"{path}[{i}].path", "must be relative to the working directory")
         out.append({"path": glob})
     return out
 
@@ -147,7 +115,7 @@ def _artifacts(value: Any, path: str) -> list[dict[str, str]]:
 def _kind_spec(
     kind: str, raw: Any, path: str, allowed: list[str], put: PutSecret
 ) -> dict[str, Any]:
-    spec = dict(_map(raw, path))
+    spec = dict(obj(raw, path))
     if "checkout" in spec and spec["checkout"] is not None:
         spec["checkout"] = _checkout(spec["checkout"], f"{path}.checkout", allowed, put)
     if "artifacts" in spec:
@@ -155,25 +123,25 @@ def _kind_spec(
     if "env" in spec:
         spec["env"] = _env_list(spec["env"], f"{path}.env", put)
     if kind == "exec":
-        _str(spec.get("script"), f"{path}.script", required=True)
+        text(spec.get("script"), f"{path}.script", required=True)
     elif kind == "http":
-        _str(spec.get("url"), f"{path}.url", required=True)
+        text(spec.get("url"), f"{path}.url", required=True)
         if "headers" in spec:
             spec["headers"] = _env_list(spec["headers"], f"{path}.headers", put)
-        method = _str(spec.get("method"), f"{path}.method") or "GET"
+        method = text(spec.get("method"), f"{path}.method") or "GET"
         if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
-            raise SpecError(f"{path}.method", f"unsupported HTTP method {method!r}")
+            raise FieldError(f"{path}.method", f"unsupported HTTP method {method!r}")
     elif kind == "ansible":
-        playbook = _str(spec.get("playbook"), f"{path}.playbook", required=True)
+        playbook = text(spec.get("playbook"), f"{path}.playbook", required=True)
         if playbook.startswith("/") or ".." in playbook.split("/"):
-            raise SpecError(f"{path}.playbook", "must be a path inside the repository")
+            raise FieldError(f"{path}.playbook", "must be a path inside the repository")
         if not spec.get("checkout"):
-            raise SpecError(f"{path}.checkout", "is required: the playbook comes from git")
+            raise FieldError(f"{path}.checkout", "is required: the playbook comes from git")
         for i, host in enumerate(_list(spec.get("hosts"), f"{path}.hosts")):
-            entry = _map(host, f"{path}.hosts[{i}]")
-            _str(entry.get("name"), f"{path}.hosts[{i}].name", required=True)
-            _map(entry.get("vars"), f"{path}.hosts[{i}].vars")
-        _map(spec.get("extraVars"), f"{path}.extraVars")
+            entry = obj(host, f"{path}.hosts[{i}]")
+            text(entry.get("name"), f"{path}.hosts[{i}].name", required=True)
+            obj(entry.get("vars"), f"{path}.hosts[{i}].vars")
+        obj(spec.get("extraVars"), f"{path}.extraVars")
         for key in ("tags", "skipTags", "limit"):
             _list(spec.get(key), f"{path}.{key}")
         spec["sshKey"] = _secret(spec.get("sshKey"), f"{path}.sshKey", put)
@@ -182,39 +150,39 @@ def _kind_spec(
 
 
 def _action(raw: Any, path: str, allowed: list[str], put: PutSecret) -> dict[str, Any]:
-    action = dict(_map(raw, path))
-    _str(action.get("name"), f"{path}.name", required=True)
+    action = dict(obj(raw, path))
+    text(action.get("name"), f"{path}.name", required=True)
     kinds = [k for k in (*SUPPORTED_KINDS, *UNSUPPORTED_KINDS) if k in action]
     if len(kinds) != 1:
-        raise SpecError(path, f"needs exactly one action type of: {', '.join(SUPPORTED_KINDS)}")
+        raise FieldError(path, f"needs exactly one action type of: {', '.join(SUPPORTED_KINDS)}")
     kind = kinds[0]
     if kind in UNSUPPORTED_KINDS:
-        raise SpecError(f"{path}.{kind}", f"action type {kind!r} is not supported")
+        raise FieldError(f"{path}.{kind}", f"action type {kind!r} is not supported")
     action[kind] = _kind_spec(kind, action[kind], f"{path}.{kind}", allowed, put)
     condition = action.get("if", action.get("filter"))
     try:
         normalize_condition(condition)
     except ValueError as exc:
-        raise SpecError(f"{path}.if", str(exc)) from exc
+        raise FieldError(f"{path}.if", str(exc)) from exc
     for key in ("delay", "timeout"):
         if action.get(key) not in (None, ""):
             try:
                 parse_duration(action[key])
             except ValueError as exc:
-                raise SpecError(f"{path}.{key}", str(exc)) from exc
+                raise FieldError(f"{path}.{key}", str(exc)) from exc
     return action
 
 
 def _parameter(raw: Any, path: str, put: PutSecret) -> dict[str, Any]:
-    param = dict(_map(raw, path))
-    name = _str(param.get("name"), f"{path}.name", required=True)
+    param = dict(obj(raw, path))
+    name = text(param.get("name"), f"{path}.name", required=True)
     if not name.replace("_", "").replace("-", "").isalnum():
-        raise SpecError(f"{path}.name", "use letters, digits, '-' and '_' only")
+        raise FieldError(f"{path}.name", "use letters, digits, '-' and '_' only")
     ptype = param.get("type") or "text"
     if ptype not in PARAMETER_TYPES:
-        raise SpecError(f"{path}.type", f"unknown parameter type {ptype!r}")
-    if "required" in param and not isinstance(param["required"], bool):
-        raise SpecError(f"{path}.required", "must be true or false")
+        raise FieldError(f"{path}.type", f"unknown parameter type {ptype!r}")
+    if "required" in param:
+        flag(param["required"], f"{path}.required")
     if param.get("default") is not None:
         _check_templates(str(param["default"]), f"{path}.default")
         if ptype == "secret":
@@ -226,17 +194,15 @@ def _parameter(raw: Any, path: str, put: PutSecret) -> dict[str, Any]:
 def _approval(raw: Any, path: str) -> dict[str, Any] | None:
     if raw is None:
         return None
-    approval = _map(raw, path)
-    rule = approval.get("type") or "all"
-    if rule not in APPROVAL_TYPES:
-        raise SpecError(f"{path}.type", "must be any or all")
-    approvers = _map(approval.get("approvers"), f"{path}.approvers")
+    approval = obj(raw, path)
+    rule = choice(approval.get("type") or "all", f"{path}.type", APPROVAL_TYPES)
+    approvers = obj(approval.get("approvers"), f"{path}.approvers")
     people = [
-        _str(p, f"{path}.approvers.people[{i}]", required=True).lower()
+        text(p, f"{path}.approvers.people[{i}]", required=True).lower()
         for i, p in enumerate(_list(approvers.get("people"), f"{path}.approvers.people"))
     ]
     teams = [
-        _str(t, f"{path}.approvers.teams[{i}]", required=True)
+        text(t, f"{path}.approvers.teams[{i}]", required=True)
         for i, t in enumerate(_list(approvers.get("teams"), f"{path}.approvers.teams"))
     ]
     return {"type": rule, "approvers": {"people": people, "teams": teams}}
@@ -248,21 +214,21 @@ def normalize_spec(
     """A playbook spec checked field by field, with secret values swapped for references."""
     if refs_in(raw):
         # References are ours to write: one taken from input would open someone else's secret.
-        raise SpecError("spec", f"{SECRET_REF!r} objects are reserved and cannot be given")
-    spec: dict[str, Any] = dict(_map(raw, "spec"))
-    _str(spec.get("description"), "spec.description")
+        raise FieldError("spec", f"{SECRET_REF!r} objects are reserved and cannot be given")
+    spec: dict[str, Any] = dict(obj(raw, "spec"))
+    text(spec.get("description"), "spec.description")
     spec["parameters"] = [
         _parameter(p, f"spec.parameters[{i}]", put_secret)
         for i, p in enumerate(_list(spec.get("parameters"), "spec.parameters"))
     ]
     names = [p["name"] for p in spec["parameters"]]
     if len(set(names)) != len(names):
-        raise SpecError("spec.parameters", "parameter names must be unique")
+        raise FieldError("spec.parameters", "parameter names must be unique")
     for key in ("configs", "checks", "components"):
         for i, flt in enumerate(_list(spec.get(key), f"spec.{key}")):
-            entry = _map(flt, f"spec.{key}[{i}]")
-            _str(entry.get("type"), f"spec.{key}[{i}].type")
-            tags = _map(entry.get("tags", entry.get("labels")), f"spec.{key}[{i}].tags")
+            entry = obj(flt, f"spec.{key}[{i}]")
+            text(entry.get("type"), f"spec.{key}[{i}].type")
+            tags = obj(entry.get("tags", entry.get("labels")), f"spec.{key}[{i}].tags")
             entry["tags"] = {str(k): str(v) for k, v in tags.items()}
             entry.pop("labels", None)
     approval = _approval(spec.get("approval"), "spec.approval")
@@ -270,7 +236,7 @@ def normalize_spec(
         spec["approval"] = approval
     actions = _list(spec.get("actions"), "spec.actions")
     if not actions:
-        raise SpecError("spec.actions", "a playbook needs at least one action")
+        raise FieldError("spec.actions", "a playbook needs at least one action")
     spec["actions"] = [
         _action(a, f"spec.actions[{i}]", allowed_schemes, put_secret) for i, a in enumerate(actions)
     ]

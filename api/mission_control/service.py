@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError, bad_request, not_found
+from api.fields import FieldError
 from api.launch import RESOURCE_KINDS, LaunchRequest, launch
 from api.mission_control import schemas
 from api.mission_control.filters import playbook_applies
-from api.mission_control.parameters import ParameterError, resolve_params, seal_params
+from api.mission_control.parameters import resolve_params, seal_params
 from api.mission_control.playbooks import (
     action_specs,
     gate_for,
@@ -125,7 +126,7 @@ def prepare_run(
     )
     try:
         values = resolve_params(declared, body.params or {}, env)
-    except ParameterError as exc:
+    except FieldError as exc:
         raise bad_request(f"invalid parameters: {exc}") from exc
     params = seal_params(declared, values, lambda value: put_secret(session, box, value))
     return launch_request(

@@ -18,11 +18,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError, bad_request
+from api.fields import FieldError, as_bad_request
 from api.launch import LaunchRequest, launch, run_input
 from api.runner import schemas
 from api.runner.access import AccountCaller, Page, newest_first
 from api.runner.documents import execution_document, status_events
-from api.runner.fields import FieldError, as_bad_request
 from api.runner.launch import (
     ExecutionOptions,
     launch_request,

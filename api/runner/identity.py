@@ -11,6 +11,7 @@ from api.auth import AuthPolicy, check_password_login
 from api.db import write
 from api.deps import Services
 from api.errors import bad_request, not_found
+from api.fields import FieldError, as_bad_request, text
 from api.runner import schemas
 from api.runner.access import RUNNER_ROLES, AccountCaller
 from core.secrets import MASK
@@ -37,14 +38,10 @@ def _object(raw: Any) -> dict[str, Any]:
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = body.get(name)
-    if value is None or value == "":
-        if required:
-            raise bad_request(f"{name}: is required")
-        return None
-    if not isinstance(value, str):
-        raise bad_request(f"{name}: must be a string")
-    return value
+    try:
+        return text(body.get(name), name, required=required) or None
+    except FieldError as exc:
+        raise as_bad_request(exc) from exc
 
 
 def _account_error(exc: AccountError) -> Exception:

@@ -9,17 +9,19 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from api.runner.fields import (
+from api.fields import (
     FieldError,
     PutSecret,
     array,
+    choice,
     flag,
-    host_id,
+    integer,
     obj,
     plain_data,
     secret,
     text,
 )
+from api.runner.fields import decode_key, host_id
 from core.egress import EgressPolicy
 from core.git_urls import (
     GitUrlError,
@@ -33,18 +35,6 @@ DEFAULT_TTL_MINUTES = 180
 MAX_TTL_MINUTES = 525_600  # a year
 DEFAULT_PLAYBOOK = "playbook.yml"
 CALLBACK_LEVELS = ("DEBUG", "ERROR", "RESULT")
-
-
-def _ttl(value: Any) -> int:
-    if value is None:
-        return DEFAULT_TTL_MINUTES
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError("executionTtl", "must be a whole number of minutes")
-    if not 1 <= value <= MAX_TTL_MINUTES:
-        raise FieldError("executionTtl", f"must be between 1 and {MAX_TTL_MINUTES} minutes")
-    return value
 
 
 def _tags(value: Any, path: str) -> list[str] | None:
@@ -74,9 +64,10 @@ def _callback(raw: Any, path: str, egress: EgressPolicy | None) -> dict[str, str
     if refused is not None:
         raise FieldError(f"{path}.url", f"{host} is {refused}: not an allowed destination")
     level = entry.get("level") or "DEBUG"
-    if not isinstance(level, str) or level.upper() not in CALLBACK_LEVELS:
-        raise FieldError(f"{path}.level", "must be DEBUG, ERROR or RESULT")
-    return {"url": url, "level": level.upper()}
+    level = choice(
+        level.upper() if isinstance(level, str) else level, f"{path}.level", CALLBACK_LEVELS
+    )
+    return {"url": url, "level": level}
 
 
 def _playbook(value: Any, path: str) -> str:
@@ -99,14 +90,14 @@ def _credentials(
     return {
         "username": text(creds.get("username"), f"{path}.username") or None,
         "password": secret(
-            creds.get("password"), f"{path}.password", put, previous.get("password"), encoded=False
+            creds.get("password"), f"{path}.password", put, previous=previous.get("password")
         ),
         "sshPrivateKey": secret(
             creds.get("sshPrivateKey"),
             f"{path}.sshPrivateKey",
             put,
-            previous.get("sshPrivateKey"),
-            encoded=True,
+            previous=previous.get("sshPrivateKey"),
+            read=decode_key,
         ),
     }
 
@@ -164,8 +155,8 @@ def _hosts(raw: Any, put: PutSecret, previous: list[dict[str, Any]]) -> list[dic
                     entry.get("sshPrivateKey"),
                     f"{path}.sshPrivateKey",
                     put,
-                    old.get("sshPrivateKey"),
-                    encoded=True,
+                    previous=old.get("sshPrivateKey"),
+                    read=decode_key,
                 ),
             }
         )
@@ -192,7 +183,14 @@ def normalize_job(
     return {
         "name": text(body.get("name"), "name") or None,
         "description": text(body.get("description"), "description") or None,
-        "executionTtl": _ttl(body.get("executionTtl")),
+        "executionTtl": integer(
+            body.get("executionTtl"),
+            "executionTtl",
+            low=1,
+            high=MAX_TTL_MINUTES,
+            default=DEFAULT_TTL_MINUTES,
+            unit="minutes",
+        ),
         "callbacks": [
             _callback(c, f"callbacks[{i}]", egress)
             for i, c in enumerate(array(body.get("callbacks"), "callbacks"))
@@ -207,8 +205,8 @@ def normalize_job(
             body.get("sshPrivateKey"),
             "sshPrivateKey",
             put_secret,
-            before.get("sshPrivateKey"),
-            encoded=True,
+            previous=before.get("sshPrivateKey"),
+            read=decode_key,
         ),
         "useDynamicInventory": flag(body.get("useDynamicInventory"), "useDynamicInventory"),
     }

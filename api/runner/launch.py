@@ -4,13 +4,13 @@ ansible action. Pure functions.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from api.fields import FieldError, PutSecret, array, number, obj, plain_data, secret
 from api.launch import LaunchRequest
-from api.runner.fields import FieldError, PutSecret, array, host_id, obj, plain_data, secret
+from api.runner.fields import decode_key, host_id
 from api.runner.lookups import DIALECT
 from core.secrets import is_ref, refs_in
 from core.store.models import Account, Definition
@@ -50,8 +50,8 @@ def parse_execution_body(raw: Any, put_secret: PutSecret) -> ExecutionOptions:
                 raise FieldError(f"hosts[{i}].id", f"host {hid!r} is listed twice")
             seen.add(hid)
             key = secret(
-                entry.get("sshPrivateKey"), f"hosts[{i}].sshPrivateKey", put_secret, None,
-                encoded=True,
+                entry.get("sshPrivateKey"), f"hosts[{i}].sshPrivateKey", put_secret,
+                read=decode_key,
             )  # fmt: skip
             host_vars = None
             if entry.get("hostVars") is not None:
@@ -59,21 +59,21 @@ def parse_execution_body(raw: Any, put_secret: PutSecret) -> ExecutionOptions:
                     obj(entry["hostVars"], f"hosts[{i}].hostVars"), f"hosts[{i}].hostVars"
                 )
             hosts.append(HostChoice(hid, key, host_vars))
-    key = secret(body.get("sshPrivateKey"), "sshPrivateKey", put_secret, None, encoded=True)
+    key = secret(body.get("sshPrivateKey"), "sshPrivateKey", put_secret, read=decode_key)
     return ExecutionOptions(hosts=hosts, ssh_key=key)
 
 
 def parse_expiry(raw: Any) -> float:
     """`expiryDuration` of a stop or kill body, in seconds (default 0: at once)."""
     body = obj(raw, "body")
-    value = body.get("expiryDuration")
-    if value is None:
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FieldError("expiryDuration", "must be a number of seconds")
-    if not 0 <= value <= MAX_EXPIRY_SECONDS:
-        raise FieldError("expiryDuration", f"must be between 0 and {MAX_EXPIRY_SECONDS:g} seconds")
-    return float(value)
+    return number(
+        body.get("expiryDuration"),
+        "expiryDuration",
+        low=0,
+        high=MAX_EXPIRY_SECONDS,
+        default=0.0,
+        unit="seconds",
+    )
 
 
 def known_hosts(

@@ -23,11 +23,11 @@ from api import schedules as engine
 from api.db import read, write
 from api.deps import Services
 from api.errors import bad_request, not_found
+from api.fields import FieldError, as_bad_request
 from api.launch import LaunchRequest
 from api.runner import schemas
 from api.runner.access import AccountCaller, Page, newest_first
 from api.runner.executions import execution_request
-from api.runner.fields import FieldError, as_bad_request
 from api.runner.launch import ExecutionOptions
 from api.runner.lookups import find_job
 from api.runner.triggers import ScheduleBody, Trigger, cron_expressions, parse_schedule_body

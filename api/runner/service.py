@@ -20,11 +20,11 @@ from api import schedules
 from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError
+from api.fields import FieldError, as_bad_request
 from api.runner import schemas
 from api.runner.access import AccountCaller, Page, newest_first
 from api.runner.documents import execution_link, job_document
 from api.runner.executions import start_execution
-from api.runner.fields import FieldError, as_bad_request
 from api.runner.jobs import normalize_job
 from api.runner.lookups import DIALECT, find_job
 from api.runner.schedules import retarget_job

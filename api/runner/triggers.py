@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from api.runner.fields import FieldError, obj, text
+from api.fields import FieldError, obj, text
 from core.cron import CronError, parse_cron
 from core.timefmt import as_utc
 
@@ -112,9 +112,9 @@ def parse_trigger(body: dict[str, Any], now: datetime) -> Trigger:
 def parse_schedule_body(raw: Any, now: datetime) -> ScheduleBody:
     """`{description, serviceAccountAlias, trigger: {type, expression}}`; every field required."""
     body = obj(raw, "body", required=True)
-    description = text(body.get("description"), "description", required=True)
-    if len(description) > MAX_DESCRIPTION:
-        raise FieldError("description", f"must be at most {MAX_DESCRIPTION} characters")
+    description = text(
+        body.get("description"), "description", required=True, max_len=MAX_DESCRIPTION
+    )
     alias = text(body.get("serviceAccountAlias"), "serviceAccountAlias", required=True)
     return ScheduleBody(
         description=description, service_account_alias=alias, trigger=parse_trigger(body, now)

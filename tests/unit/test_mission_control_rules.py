@@ -6,13 +6,9 @@ from typing import Any
 
 import pytest
 
+from api.fields import FieldError
 from api.mission_control.filters import filter_matches, playbook_applies
-from api.mission_control.parameters import (
-    ParameterError,
-    resolve_params,
-    seal_params,
-    stringify,
-)
+from api.mission_control.parameters import resolve_params, seal_params, stringify
 
 DEPLOYMENT = "Kubernetes::Deployment"
 
@@ -63,7 +59,7 @@ def test_stringify(value: Any, text: str) -> None:
 @pytest.mark.parametrize("value", [{"a": 1}, [1, 2], None])
 def test_stringify_refuses_objects(value: Any) -> None:
     """Objects, arrays and null are refused, naming the parameter."""
-    with pytest.raises(ParameterError, match=r"params\.p: must be a string, number or boolean"):
+    with pytest.raises(FieldError, match=r"params\.p: must be a string, number or boolean"):
         stringify("p", value)
 
 
@@ -114,7 +110,7 @@ def test_resolve_params(given: dict[str, Any], expected: dict[str, str]) -> None
 )
 def test_resolve_params_refusals(given: dict[str, Any], message: str) -> None:
     """Unknown and missing required parameters are refused with the HEAD-era messages."""
-    with pytest.raises(ParameterError) as caught:
+    with pytest.raises(FieldError) as caught:
         resolve_params(DECLARED, given, ENV)
     assert str(caught.value) == message
 
@@ -122,7 +118,7 @@ def test_resolve_params_refusals(given: dict[str, Any], message: str) -> None:
 def test_bad_default_template_names_the_parameter() -> None:
     """A default that fails to render names its parameter."""
     declared = [{"name": "x", "default": '{{ eq 1 "a" }}'}]
-    with pytest.raises(ParameterError, match=r"params\.x: default template error"):
+    with pytest.raises(FieldError, match=r"params\.x: default template error"):
         resolve_params(declared, {}, {})
 
 

@@ -23,7 +23,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.runner.fields import FieldError
+from api.fields import FieldError
 from api.runner.triggers import cron_expressions, parse_date, parse_schedule_body
 from core.store.models import Definition, Run, Schedule, ServiceAccount
 from core.store.session import transaction
