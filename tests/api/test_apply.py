@@ -169,6 +169,13 @@ BAD_DOCUMENTS = [
         f"{P}actions[0].exec.checkout.commit: commit",
     ),
     (
+        # What a read shows for a stored secret: with nothing stored here, it cannot be kept.
+        action(
+            f"{{name: a, exec: {{script: x, checkout: {{url: '{GIT}', password: '********'}}}}}}"
+        ),
+        f"{P}actions[0].exec.checkout.password: is masked (********); send the value itself",
+    ),
+    (
         action(f"{{name: a, exec: {{script: x, checkout: {{url: '{GIT}', path: '../up'}}}}}}"),
         f"{P}actions[0].exec.checkout.path: must stay inside the repository",
     ),

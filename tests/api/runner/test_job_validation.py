@@ -9,6 +9,9 @@ import pytest
 from tests.api.runner.support import ACME, KEY_B64, Runner, job_body, message_of
 
 REPO = "https://github.com/example/playbooks.git"
+DEEP: dict[str, Any] = {}
+for _ in range(40):
+    DEEP = {"a": DEEP}
 
 
 def repo(**fields: Any) -> dict[str, Any]:
@@ -91,6 +94,11 @@ CASES: list[tuple[str, Any, str]] = [
     ("job-key", job_body(sshPrivateKey=42), "sshPrivateKey: must be a base64 string"),
     ("empty-key", job_body(sshPrivateKey="ICAg"), "sshPrivateKey: is empty once decoded"),
     ("properties-list", job_body(properties=[{"a": 1}]), "properties: must be an object"),
+    (
+        "properties-too-deep",
+        job_body(properties=DEEP),
+        "properties" + ".a" * 32 + ": nests objects and arrays more than 32 levels deep",
+    ),
     (
         "reference-in-properties",
         job_body(properties={"a": {"b": {"secretRef": "some-id"}}}),
