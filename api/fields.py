@@ -24,6 +24,7 @@ from core.secrets import MASK, SECRET_REF, is_ref
 
 PutSecret = Callable[[str], str]  # plain value -> reference id
 Read = Callable[[Any, str], str]  # (value, path) -> plain text, or FieldError
+Bound = int | None  # a limit, or None for none
 
 # Deeper than any document a person writes; bounds the recursion of walking client data.
 MAX_DEPTH = 32
@@ -46,9 +47,10 @@ def as_bad_request(exc: FieldError) -> ApiError:
     return bad_request(str(exc))
 
 
-def _absent(value: Any, path: str, required: bool) -> bool:
-    """Whether `value` is absent (None or ""); FieldError when it is but must not be."""
-    if value is None or value == "":
+def _absent(value: Any, path: str, required: bool, *, blank: bool = True) -> bool:
+    """Whether `value` is absent (None, or "" with `blank`); FieldError when it is but must
+    not be."""
+    if value is None or (blank and value == ""):
         if required:
             raise FieldError(path, "is required")
         return True
@@ -57,9 +59,7 @@ def _absent(value: Any, path: str, required: bool) -> bool:
 
 def obj(value: Any, path: str, *, required: bool = False) -> dict[str, Any]:
     """An object field ({} when absent, unless required)."""
-    if value is None:
-        if required:
-            raise FieldError(path, "is required")
+    if _absent(value, path, required, blank=False):
         return {}
     if not isinstance(value, dict):
         raise FieldError(path, "must be an object")
@@ -79,13 +79,11 @@ def array(
     path: str,
     *,
     required: bool = False,
-    max_items: int | None = None,
+    max_items: Bound = None,
     expect: str = "an array",
 ) -> list[Any]:
     """An array field ([] when absent, unless required); `expect` words the type's name."""
-    if value is None:
-        if required:
-            raise FieldError(path, "is required")
+    if _absent(value, path, required, blank=False):
         return []
     if not isinstance(value, list):
         raise FieldError(path, f"must be {expect}")
@@ -95,12 +93,7 @@ def array(
 
 
 def text(
-    value: Any,
-    path: str,
-    *,
-    required: bool = False,
-    max_len: int | None = None,
-    allow_nul: bool = True,
+    value: Any, path: str, *, required: bool = False, max_len: Bound = None, allow_nul: bool = True
 ) -> str:
     """A string field ("" when absent or empty, unless required), at most `max_len` long."""
     if _absent(value, path, required):
@@ -115,26 +108,16 @@ def text(
 
 
 def string_list(
-    value: Any,
-    path: str,
-    *,
-    required: bool = False,
-    max_items: int | None = None,
-    max_len: int | None = None,
+    value: Any, path: str, *, required: bool = False, max_items: Bound = None, max_len: Bound = None
 ) -> list[str]:
-    """A list of strings ([] when absent, unless required)."""
-    if value is None:
-        if required:
-            raise FieldError(path, "is required")
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise FieldError(path, "must be a list of strings")
-    if max_items is not None and len(value) > max_items:
-        raise FieldError(path, f"must have at most {max_items} items")
-    if max_len is not None:
-        for i, item in enumerate(value):
-            text(item, f"{path}[{i}]", max_len=max_len)
-    return list(value)
+    """A list of strings ([] when absent, unless required), each at most `max_len` long."""
+    expect = "a list of strings"
+    items = array(value, path, required=required, max_items=max_items, expect=expect)
+    if not all(isinstance(v, str) for v in items):
+        raise FieldError(path, f"must be {expect}")
+    for i, item in enumerate(items):
+        text(item, f"{path}[{i}]", max_len=max_len)
+    return list(items)
 
 
 def flag(value: Any, path: str, *, default: bool = False) -> bool:
@@ -157,57 +140,42 @@ def choice(value: Any, path: str, choices: Sequence[str], *, default: str | None
     return str(value)
 
 
-def _span(low: float, high: float, unit: str) -> str:
-    # Whole bounds print whole (`525600`, not `525600.0` or `5.256e+05`).
-    low_s, high_s = (str(int(b)) if float(b).is_integer() else f"{b:g}" for b in (low, high))
-    return f"between {low_s} and {high_s}{f' {unit}' if unit else ''}"
+def _in_range(value: Any, path: str, low: float, high: float, default: Any, unit: str) -> Any:
+    """`value` (a number, or None for `default`) when from `low` to `high`."""
+    if value is None:
+        if default is None:
+            raise FieldError(path, "is required")
+        return default
+    if not low <= value <= high:
+        # Whole bounds print whole (`525600`, not `525600.0` or `5.256e+05`).
+        low_s, high_s = (str(int(b)) if float(b).is_integer() else f"{b:g}" for b in (low, high))
+        raise FieldError(path, f"must be between {low_s} and {high_s}{f' {unit}' if unit else ''}")
+    return value
 
 
 def integer(
-    value: Any,
-    path: str,
-    *,
-    low: int,
-    high: int,
-    default: int | None = None,
-    unit: str = "",
+    value: Any, path: str, *, low: int, high: int, default: int | None = None, unit: str = ""
 ) -> int:
     """A whole number from `low` to `high` (`2.0` counts; `default` when absent, else required).
 
     `unit` names what is counted in the messages: "must be a whole number of minutes".
     """
-    if value is None:
-        if default is None:
-            raise FieldError(path, "is required")
-        return default
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise FieldError(path, f"must be a whole number{f' of {unit}' if unit else ''}")
-    if not low <= value <= high:
-        raise FieldError(path, f"must be {_span(low, high, unit)}")
-    return value
+    return int(_in_range(value, path, low, high, default, unit))
 
 
 def number(
-    value: Any,
-    path: str,
-    *,
-    low: float,
-    high: float,
-    default: float | None = None,
-    unit: str = "",
+    value: Any, path: str, *, low: float, high: float, default: float | None = None, unit: str = ""
 ) -> float:
     """A finite number from `low` to `high` (`default` when absent, else required)."""
-    if value is None:
-        if default is None:
-            raise FieldError(path, "is required")
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
         raise FieldError(path, f"must be a number{f' of {unit}' if unit else ''}")
-    if not low <= value <= high:
-        raise FieldError(path, f"must be {_span(low, high, unit)}")
-    return float(value)
+    return float(_in_range(value, path, low, high, default, unit))
 
 
 def secret_ref(value: str, put: PutSecret) -> dict[str, str]:
@@ -238,7 +206,7 @@ def secret(
 
 
 def plain_data(
-    value: Any, path: str, *, max_depth: int = MAX_DEPTH, max_bytes: int | None = None
+    value: Any, path: str, *, max_depth: int = MAX_DEPTH, max_bytes: Bound = None
 ) -> Any:
     """`value` (JSON data) if nothing in it has the form of a secret reference, it nests at
     most `max_depth` levels and, as compact JSON, takes at most `max_bytes` bytes.
