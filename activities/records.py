@@ -21,6 +21,7 @@ from workflows.contracts import (
     RecordActionInput,
     RecordRunInput,
 )
+from workflows.gate import record_fields
 
 
 def _time(value: str | None) -> datetime | None:
@@ -28,24 +29,7 @@ def _time(value: str | None) -> datetime | None:
 
 
 def _record_gate(session: Session, run_id: str, gate: GateRecord) -> None:
-    opened_at = _time(gate.opened_at)
-    assert opened_at is not None  # every record of a gate carries when it opened
-    record_gate(
-        session,
-        run_id,
-        gate.id,
-        idx=gate.idx,
-        status=gate.status,
-        opened_at=opened_at,
-        message=gate.message,
-        approvers=gate.approvers,
-        rule=gate.rule,
-        timeout_at=_time(gate.timeout_at),
-        on_timeout=gate.on_timeout,
-        decided_at=_time(gate.decided_at),
-        decided_by=gate.decided_by,
-        comment=gate.comment,
-    )
+    record_gate(session, run_id, gate.id, **record_fields(gate))
 
 
 class RecordActivities:

@@ -25,8 +25,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.db import read, write
 from api.errors import ApiError, bad_request
 from core.secrets import refs_in
-from core.store.gates import open_gate_of
-from core.store.models import Approval, Run, Secret
+from core.store.gates import open_gate_of, record_gate
+from core.store.models import Approval, GateRow, Run, Secret
 from core.store.runs import record_approval
 from workflows.contracts import (
     DECIDE_UPDATE,
@@ -36,10 +36,11 @@ from workflows.contracts import (
     SA_RESOURCE_ID,
     SA_STATUS,
     Decision,
+    GateRecord,
     GateState,
     RunInput,
 )
-from workflows.gate import decision_key
+from workflows.gate import decision_key, record_fields
 from workflows.run import RunWorkflow
 
 log = logging.getLogger(__name__)
@@ -66,19 +67,25 @@ async def start_run(
     run: Run,
     run_input: RunInput,
     approvals: list[Approval],
+    gate: GateRecord | None = None,
 ) -> None:
     """Store the run, then start its workflow (the run id is the workflow id).
 
     The row is committed first so the workflow's records always find it; if the workflow
-    cannot be started, the row is removed again and the client gets 503.
+    cannot be started, the row is removed again and the client gets 503. A run that starts
+    waiting at its start gate has the `gate` row from the start too, so the gate can be
+    decided as soon as the run shows pending approval.
     """
 
     def insert(session: Session) -> None:
         session.add(run)
         session.flush()
         session.add_all(approvals)
+        if gate is not None:
+            record_gate(session, run.id, gate.id, **record_fields(gate))
 
     def remove(session: Session) -> None:
+        session.execute(delete(GateRow).where(GateRow.run_id == run.id))
         session.execute(delete(Approval).where(Approval.run_id == run.id))
         session.execute(delete(Run).where(Run.id == run.id))
         # Secret parameters were stored for this run alone: a run that never started keeps none.

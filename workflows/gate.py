@@ -7,11 +7,13 @@ GateSpec, decided through the run's `decide` update while it is the open one.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from core.statuses import RunStatus
-from workflows.contracts import GateSpec
+from core.statuses import GateStatus, RunStatus
+from workflows.contracts import GateRecord, GateSpec
 
 # An approver key that any admin decides with: a dialect whose admins may decide every gate
 # puts it among the gate's people, and the API uses it for an admin not listed personally.
@@ -26,9 +28,53 @@ MAX_MESSAGE_CHARS = 4000
 MAX_APPROVERS = 100
 MAX_KEY_CHARS = 60  # what the approvals table keeps of a key
 MAX_TIMEOUT_SECONDS = 366 * 24 * 3600.0
+GATE_ID_NAMESPACE = uuid.UUID("5f0c8a52-3d51-4d7e-9a7e-2f4b1c6d0e11")
 # What the run ends as when a gate runs out of time, per on_timeout (None: it goes on).
 EXPIRED_ENDING = (RunStatus.EXPIRED, "approval expired")
 REJECTED_ON_TIMEOUT = (RunStatus.REJECTED, "approval timed out")
+
+
+def gate_id(run_id: str, attempt: int, idx: int) -> str:
+    """The id of the gate `idx` an attempt of a run opens: derived, not drawn, so the API can
+    record a start gate before the workflow does and a repeated record finds its row."""
+    return str(uuid.uuid5(GATE_ID_NAMESPACE, f"{run_id}/{attempt}/{idx}"))
+
+
+def gate_opening(run_id: str, attempt: int, idx: int, gate: GateSpec, now: datetime) -> GateRecord:
+    """The record of `gate` as it opens at `now`."""
+    timeout = gate.timeout_seconds
+    return GateRecord(
+        id=gate_id(run_id, attempt, idx),
+        idx=idx,
+        status=GateStatus.PENDING,
+        opened_at=now.isoformat(),
+        message=gate.message,
+        approvers=[*gate.people, *gate.teams],
+        rule=gate.rule,
+        timeout_at=(now + timedelta(seconds=timeout)).isoformat() if timeout else None,
+        on_timeout=gate.on_timeout,
+    )
+
+
+def record_fields(record: GateRecord) -> dict[str, Any]:
+    """A gate record as the store's `record_gate` takes it (times as datetimes), less its id."""
+
+    def time(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return {
+        "idx": record.idx,
+        "status": str(record.status),
+        "opened_at": datetime.fromisoformat(record.opened_at),
+        "message": record.message,
+        "approvers": list(record.approvers),
+        "rule": record.rule,
+        "timeout_at": time(record.timeout_at),
+        "on_timeout": record.on_timeout,
+        "decided_at": time(record.decided_at),
+        "decided_by": record.decided_by,
+        "comment": record.comment,
+    }
 
 
 def approver_keys(gate: GateSpec) -> set[str]:

@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         START_GATE_IDX,
         approval_gate,
         approver_keys,
+        gate_opening,
         gate_satisfied,
         timeout_ending,
     )
@@ -212,19 +213,8 @@ class RunWorkflow:
             self._gate, self._gate_idx = gate, idx
             self._approved, self._rejected = set(), False
             self._closing = self._decided_at = None
-        now = workflow.now()
-        timeout = gate.timeout_seconds
-        return GateRecord(
-            id=str(workflow.uuid4()),
-            idx=idx,
-            status=GateStatus.PENDING,
-            opened_at=now.isoformat(),
-            message=gate.message,
-            approvers=[*gate.people, *gate.teams],
-            rule=gate.rule,
-            timeout_at=(now + timedelta(seconds=timeout)).isoformat() if timeout else None,
-            on_timeout=gate.on_timeout,
-        )
+        inp = self._input
+        return gate_opening(inp.run_id, inp.attempt, idx, gate, workflow.now())
 
     async def _wait_at_gate(self, opened: GateRecord, gate: GateSpec) -> GateRecord:
         """Wait until the open gate is decided, runs out of time, or the run is stopped;
@@ -300,7 +290,8 @@ class RunWorkflow:
         if control.action not in CONTROL_STATUS:
             raise ApplicationError(f"unknown control {control.action!r}", type="BadControl")
         allowed = STOPPABLE if control.action == "stop" else KILLABLE
-        if self._finished or self._status not in allowed:
+        # A run waiting at a gate can be stopped too (a dialect may refuse that itself).
+        if self._finished or (self._status not in allowed and self._gate is None):
             raise ApplicationError(
                 f"cannot {control.action} a run in status {self._status}", type="NotAllowed"
             )
