@@ -317,3 +317,15 @@ async def test_runs_without_a_gate_are_not_pending(stack: Stack) -> None:
     await stack.wait_status(run_id)
     assert await decide(stack, run_id, ALICE) == GateDecision(GateOutcome.NOT_PENDING)
     assert decisions(stack, run_id) == []
+
+
+async def test_deciding_a_run_whose_workflow_is_gone(stack: Stack) -> None:
+    """A run terminated outside the engine keeps its gate row pending, yet deciding it says
+    not pending (no 503, nothing recorded)."""
+    gate = GateSpec(rule="any", people=[f"person:{ALICE}"], teams=[])
+    run_id = await start(stack, [echo("only")], gate)
+    await open_gate(stack, run_id, -1)
+    await stack.temporal.get_workflow_handle(run_id).terminate("gone")
+    decided = await decide(stack, run_id, ALICE)
+    assert decided.outcome == GateOutcome.NOT_PENDING
+    assert decisions(stack, run_id) == []
