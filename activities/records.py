@@ -11,13 +11,25 @@ from temporalio import activity
 from activities.callbacks import CallbackActivities, dispatch_stored
 from core.events import EventLevel, EventRecord
 from core.statuses import TERMINAL_RUN_STATUSES, RunStatus
+from core.store.gates import record_gate
 from core.store.runs import append_events, register_run, update_run, upsert_action
 from core.store.session import transaction
-from workflows.contracts import RECORD_ACTION, RECORD_RUN, RecordActionInput, RecordRunInput
+from workflows.contracts import (
+    RECORD_ACTION,
+    RECORD_RUN,
+    GateRecord,
+    RecordActionInput,
+    RecordRunInput,
+)
+from workflows.gate import record_fields
 
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _record_gate(session: Session, run_id: str, gate: GateRecord) -> None:
+    record_gate(session, run_id, gate.id, **record_fields(gate))
 
 
 class RecordActivities:
@@ -44,7 +56,7 @@ class RecordActivities:
                     account_id=inp.registration.account_id,
                     parameters=inp.registration.parameters,
                 )
-            update_run(
+            run = update_run(
                 session,
                 inp.run_id,
                 status=inp.status,
@@ -55,6 +67,8 @@ class RecordActivities:
                 failed_hosts=inp.failed_hosts,
                 commit=asdict(inp.commit) if inp.commit else None,
             )
+            if inp.gate is not None and run is not None:
+                _record_gate(session, inp.run_id, inp.gate)
             if inp.event:
                 terminal = RunStatus(inp.status) in TERMINAL_RUN_STATUSES
                 level = EventLevel.RESULT if terminal else EventLevel.INFO
@@ -93,3 +107,5 @@ class RecordActivities:
                 result=result,
                 error=inp.error,
             )
+            if inp.gate is not None:
+                _record_gate(session, inp.run_id, inp.gate)

@@ -18,7 +18,7 @@ from api.runs import start_run
 from core.statuses import RunStatus
 from core.store.models import Approval, Run, utcnow
 from workflows.contracts import ActionSpec, CallbackSpec, GateSpec, Registration, RunInput
-from workflows.gate import gate_satisfied
+from workflows.gate import START_GATE_IDX, gate_opening, gate_satisfied
 
 # Catalog kinds a run can be about: each has its own column on the run's row.
 RESOURCE_KINDS = ("config", "check", "component")
@@ -127,6 +127,7 @@ async def launch(services: Services, request: LaunchRequest) -> Run:
     approvals = [
         Approval(run_id=run.id, approver_key=key, decided_by=request.creator) for key in approved
     ]
+    gate = request.gate if run.status == RunStatus.PENDING_APPROVAL else None
     await start_run(
         services.sessions,
         services.temporal,
@@ -134,5 +135,6 @@ async def launch(services: Services, request: LaunchRequest) -> Run:
         run,
         run_input(request, run_id=run.id, created_at=now),
         approvals,
+        gate_opening(run.id, 1, START_GATE_IDX, gate, now) if gate is not None else None,
     )
     return run

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,12 +20,13 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
-from api.db import write
-from api.errors import ApiError
+from api.db import read, write
+from api.errors import ApiError, bad_request
 from core.secrets import refs_in
-from core.store.models import Approval, Run, Secret
+from core.store.gates import open_gate_of, record_gate
+from core.store.models import Approval, GateRow, Run, Secret
 from core.store.runs import record_approval
 from workflows.contracts import (
     DECIDE_UPDATE,
@@ -33,9 +36,11 @@ from workflows.contracts import (
     SA_RESOURCE_ID,
     SA_STATUS,
     Decision,
+    GateRecord,
     GateState,
     RunInput,
 )
+from workflows.gate import decision_key, record_fields
 from workflows.run import RunWorkflow
 
 log = logging.getLogger(__name__)
@@ -62,19 +67,25 @@ async def start_run(
     run: Run,
     run_input: RunInput,
     approvals: list[Approval],
+    gate: GateRecord | None = None,
 ) -> None:
     """Store the run, then start its workflow (the run id is the workflow id).
 
     The row is committed first so the workflow's records always find it; if the workflow
-    cannot be started, the row is removed again and the client gets 503.
+    cannot be started, the row is removed again and the client gets 503. A run that starts
+    waiting at its start gate has the `gate` row from the start too, so the gate can be
+    decided as soon as the run shows pending approval.
     """
 
     def insert(session: Session) -> None:
         session.add(run)
         session.flush()
         session.add_all(approvals)
+        if gate is not None:
+            record_gate(session, run.id, gate.id, **record_fields(gate))
 
     def remove(session: Session) -> None:
+        session.execute(delete(GateRow).where(GateRow.run_id == run.id))
         session.execute(delete(Approval).where(Approval.run_id == run.id))
         session.execute(delete(Run).where(Run.id == run.id))
         # Secret parameters were stored for this run alone: a run that never started keeps none.
@@ -211,7 +222,7 @@ async def send_decisions(
     handle = temporal.get_workflow_handle(run_id)
     for decision in decisions:
         try:
-            await handle.execute_update(DECIDE_UPDATE, decision, result_type=GateState)
+            state = await handle.execute_update(DECIDE_UPDATE, decision, result_type=GateState)
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             raise GateRefused(cause.type if isinstance(cause, ApplicationError) else None) from exc
@@ -224,4 +235,91 @@ async def send_decisions(
             decision.approver_key,
             decision.by,
             approved=decision.approve,
+            comment=decision.comment,
+            gate_idx=state.idx,
         )
+
+
+MAX_COMMENT_CHARS = 2000
+
+
+class GateOutcome(StrEnum):
+    """What one decision on a run's open gate came to."""
+
+    APPROVED = "approved"  # the gate opened: the run goes on
+    REJECTED = "rejected"  # the gate closed refused: the run ends rejected
+    WAITING = "waiting"  # recorded; the gate (rule all) waits for the other approvers
+    NOT_PENDING = "not_pending"  # no gate of the run (or not that gate) waits for a decision
+    NOT_APPROVER = "not_approver"  # the user may not decide the open gate
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The result of `decide_gate`: the outcome, and the gate it was about (if one was open)."""
+
+    outcome: GateOutcome
+    gate_id: str | None = None
+    gate_idx: int | None = None  # -1 the start gate, else the approval action's index
+    approver_key: str | None = None  # the key the decision was given under
+
+
+async def decide_gate(
+    sessions: sessionmaker[Session],
+    temporal: Client,
+    run_id: str,
+    *,
+    user_id: str,
+    approve: bool,
+    comment: str = "",
+    keys: Sequence[str] | None = None,
+    admin: bool = False,
+    gate_id: str | None = None,
+) -> GateDecision:
+    """Give the run's open gate one decision of `user_id`, with a comment.
+
+    The user decides under the first of their approver `keys` (default `person:<user_id>`)
+    the gate lists, or, when `admin` and the gate lets admins decide, the admin key. With
+    `gate_id`, only that gate is decided (a decision for a gate that has closed is not
+    carried over to the next one). The decision is recorded (an Approval row of the gate's
+    index, with the comment) once the workflow accepted it. 400 for a comment over
+    MAX_COMMENT_CHARS; ApiError 503 when Temporal cannot be reached.
+    """
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise bad_request(f"comment: at most {MAX_COMMENT_CHARS} characters")
+    gate = await read(sessions, open_gate_of, run_id)
+    if gate is None or (gate_id is not None and gate.id != gate_id):
+        return GateDecision(GateOutcome.NOT_PENDING)
+    key = decision_key(gate.approvers, keys or [f"person:{user_id}"], admin=admin)
+    if key is None:
+        return GateDecision(GateOutcome.NOT_APPROVER, gate.id, gate.idx)
+    decision = Decision(
+        approve=approve, approver_key=key, by=user_id, comment=comment, gate_idx=gate.idx
+    )
+    try:
+        state = await temporal.get_workflow_handle(run_id).execute_update(
+            DECIDE_UPDATE, decision, result_type=GateState
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        refused = cause.type if isinstance(cause, ApplicationError) else None
+        outcome = GateOutcome.NOT_APPROVER if refused == "NotApprover" else GateOutcome.NOT_PENDING
+        return GateDecision(outcome, gate.id, gate.idx)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # the run's workflow has ended meanwhile
+            return GateDecision(GateOutcome.NOT_PENDING, gate.id, gate.idx)
+        raise ApiError(503, "the workflow service is unavailable; try again") from exc
+    await write(
+        sessions,
+        record_approval,
+        run_id,
+        key,
+        user_id,
+        approved=approve,
+        comment=comment,
+        gate_idx=state.idx,
+    )
+    if state.rejected:
+        outcome = GateOutcome.REJECTED
+    else:
+        outcome = GateOutcome.WAITING if state.open else GateOutcome.APPROVED
+    return GateDecision(outcome, gate.id, state.idx, key)

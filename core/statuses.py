@@ -61,6 +61,16 @@ TERMINAL_ACTION_STATUSES = frozenset(
 )
 
 
+class GateStatus(StrEnum):
+    """Where one approval gate of a run is: waiting, or how it closed."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"  # its on_timeout says what the run did then
+    CANCELLED = "cancelled"  # the run was stopped or killed while it waited
+
+
 # Mission Control, document era (duty v1.0.348): `pending` is "waiting for approval",
 # `scheduled` is approved or needing none and waiting for its time.
 MISSION_CONTROL_RUN_STATUS: dict[RunStatus, str] = {

@@ -42,7 +42,7 @@ class ActionSpec:
     """One executor call of a definition, as written by its author (not yet templated)."""
 
     name: str
-    kind: str  # exec | ansible | http
+    kind: str  # exec | ansible | http | approval (a gate the workflow itself waits at)
     spec: dict[str, Any]
     condition: str = "success()"  # success() | failure() | always() | skip()
     delay_seconds: float = 0.0
@@ -59,10 +59,13 @@ class GateSpec:
     """An approval gate: who may approve and how many of them it takes."""
 
     rule: str  # any | all
-    people: list[str]  # approver keys "person:<id>"
+    people: list[str]  # approver keys "person:<id>" (and "role:admin": any admin may decide)
     teams: list[str]  # approver keys "team:<id>"
     approved: list[str] = field(default_factory=list)  # keys approved at creation
     timeout_seconds: float | None = None  # None: wait as long as it takes
+    message: str = ""  # what the approvers are asked
+    # What running out of time does: expire (the run ends expired), approve or reject.
+    on_timeout: str = "expire"
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ class Decision:
     approver_key: str  # person:<id> or team:<id>
     by: str  # the deciding user's id
     comment: str = ""
+    # The gate the decision is meant for (-1: the start gate, else an approval action's
+    # index); None: whichever gate is open. A decision for a gate that has closed is refused.
+    gate_idx: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,8 @@ class GateState:
     status: str  # the run's canonical status
     approved: list[str]
     open: bool
+    idx: int = -1  # the gate decided: -1 the start gate, else an approval action's index
+    rejected: bool = False  # the decision closed the gate by rejecting it
 
 
 @dataclass(frozen=True)
@@ -228,6 +236,24 @@ class ActionResult:
 
 
 @dataclass(frozen=True)
+class GateRecord:
+    """One gate of a run as the DB shows it, written whole each time it changes."""
+
+    id: str  # chosen by the workflow when the gate opens: the row's key
+    idx: int  # -1 the start gate, else the approval action's index
+    status: str  # pending | approved | rejected | timed_out | cancelled
+    opened_at: str  # RFC 3339
+    message: str = ""
+    approvers: list[str] = field(default_factory=list)
+    rule: str = "any"
+    timeout_at: str | None = None
+    on_timeout: str = "expire"
+    decided_at: str | None = None
+    decided_by: str | None = None  # the user whose decision closed it (None: timeout, stop)
+    comment: str = ""
+
+
+@dataclass(frozen=True)
 class RecordRunInput:
     """A change of a run's projection in the DB; None leaves a field as it is."""
 
@@ -245,6 +271,7 @@ class RecordRunInput:
     registration: Registration | None = None
     definition_id: str = ""
     dialect: str = ""
+    gate: GateRecord | None = None  # the start gate, when it opens or closes
 
 
 @dataclass(frozen=True)
@@ -260,6 +287,7 @@ class RecordActionInput:
     end_time: str | None = None
     result: ActionResult | None = None
     error: str | None = None
+    gate: GateRecord | None = None  # an approval action's gate, when it opens or closes
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """RunWorkflow: one run of a definition, from approval gate to final status.
 
 Deterministic code only: every side effect is an activity, every time is workflow.now().
+A run waits at its start gate (if it has one) and at each `approval` action; both are gates
+decided through the `decide` update, one open at a time, and each is recorded as it opens
+and closes (GateRecord, riding on the run's or the action's record).
 The checkout, execution and upload of an attempt run on one worker (its own task queue,
 returned by `reserve_worker`); a lost worker costs a new reservation and the interrupted
 action runs again on another one. Stop and kill arrive as the `control` update: the run's
@@ -21,7 +24,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from core.callbacks import OUTBOX_LEVELS
-    from core.statuses import KILLABLE, STOPPABLE, ActionStatus, RunStatus
+    from core.statuses import KILLABLE, STOPPABLE, ActionStatus, GateStatus, RunStatus
     from workflows import attempt
     from workflows.callbacks import (
         DELIVER_CALLBACKS_WORKFLOW,
@@ -44,13 +47,23 @@ with workflow.unsafe.imports_passed_through():
         CommitInfo,
         Control,
         Decision,
+        GateRecord,
+        GateSpec,
         GateState,
         RecordActionInput,
         RecordRunInput,
         RunInput,
         RunState,
     )
-    from workflows.gate import approver_keys, gate_satisfied
+    from workflows.gate import (
+        APPROVAL_KIND,
+        START_GATE_IDX,
+        approval_gate,
+        approver_keys,
+        gate_opening,
+        gate_satisfied,
+        timeout_ending,
+    )
     from workflows.slots import DEFAULT_SLOT_LIMIT, SLOT_GRANTED_SIGNAL, SlotClaim, SlotGrant
 
 STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
@@ -78,7 +91,15 @@ class RunWorkflow:
         ]
         self._approved: set[str] = set(inp.gate.approved) if inp.gate else set()
         self._rejected = False
-        self._gate_open = inp.gate is not None and not gate_satisfied(inp.gate, self._approved)
+        needs_start_gate = inp.gate is not None and not gate_satisfied(inp.gate, self._approved)
+        self._start_gate = inp.gate if needs_start_gate else None
+        # The gate open now (the start gate, or the approval action at `_gate_idx`), and the
+        # decision that closed the last one, with when.
+        self._gate: GateSpec | None = self._start_gate
+        self._gate_idx = START_GATE_IDX
+        self._closing: Decision | None = None
+        self._decided_at: str | None = None
+        self._has_gates = inp.gate is not None or any(a.kind == APPROVAL_KIND for a in inp.actions)
         self._started = False
         self._cleaned = False  # the last action's activity removed the run's files
         self._control: Control | None = None
@@ -101,11 +122,10 @@ class RunWorkflow:
         if inp.registration is not None:
             await self._set_status(RunStatus.SCHEDULED, event="started by a schedule")
         try:
-            if self._gate_open:
-                outcome = await self._wait_for_gate(inp)
+            if self._start_gate is not None:
+                outcome = await self._pass_start_gate(self._start_gate)
                 if outcome is not None:
                     return outcome
-                await self._set_status(RunStatus.SCHEDULED, event="approved")
             if inp.account and inp.concurrency_limit:
                 await self._slot.acquire(
                     on_pending=lambda: self._set_status(
@@ -119,48 +139,144 @@ class RunWorkflow:
                 timer.cancel()
             await self._slot.release()
 
-    async def _wait_for_gate(self, inp: RunInput) -> str | None:
-        assert inp.gate is not None
-        await self._set_status(RunStatus.PENDING_APPROVAL, event="waiting for approval")
-        timeout = timedelta(seconds=inp.gate.timeout_seconds) if inp.gate.timeout_seconds else None
+    async def _pass_start_gate(self, gate: GateSpec) -> str | None:
+        """Wait at the start gate; the final status when the run ends there, else None."""
+        opened = self._gate_opened(START_GATE_IDX, gate)
+        await self._set_status(
+            RunStatus.PENDING_APPROVAL, event="waiting for approval", gate=opened
+        )
+        closed = await self._wait_at_gate(opened, gate)
+        if self._control is not None:
+            return await self._finish_controlled(gate=closed)
+        if closed.status == GateStatus.REJECTED:
+            return await self._finish(RunStatus.REJECTED, error="approval rejected", gate=closed)
+        event = "approved"
+        if closed.status == GateStatus.TIMED_OUT:
+            ending = timeout_ending(gate.on_timeout, start=True)
+            if ending is not None:
+                return await self._finish(ending[0], error=ending[1], gate=closed)
+            event = "approved on timeout"
+        await self._set_status(RunStatus.SCHEDULED, event=event, gate=closed)
+        return None
+
+    async def _pass_approval(self, index: int, action: ActionSpec) -> tuple[RunStatus, str] | None:
+        """Wait at an approval action; the run's final status and error when it ends there.
+
+        A stop or kill while waiting returns None: the caller sees the control and finishes.
+        """
+        now = workflow.now().isoformat()
+        try:
+            gate = approval_gate(action.spec)
+        except ValueError as bad:
+            invalid = f"approval {action.name!r}: {bad}"
+            failed = ActionResult(status=ActionStatus.FAILED, error=invalid)
+            await self._record_action(
+                index, action, ActionStatus.FAILED, start_time=now, end_time=now, result=failed
+            )
+            return RunStatus.FAILED, invalid
+        opened = self._gate_opened(index, gate)
+        await self._record_action(index, action, ActionStatus.RUNNING, start_time=now, gate=opened)
+        await self._set_status(
+            RunStatus.PENDING_APPROVAL, event=f"waiting for approval: {action.name}"
+        )
+        closed = await self._wait_at_gate(opened, gate)
+        end = workflow.now().isoformat()
+        ending: tuple[RunStatus, str] | None = None
+        if self._control is not None:
+            verb = "killed" if self._control.action == "kill" else "stopped"
+            error: str | None = f"run {verb} while waiting for approval"
+        elif closed.status == GateStatus.REJECTED:
+            ending = RunStatus.REJECTED, "approval rejected"
+            error = ending[1]
+        elif closed.status == GateStatus.TIMED_OUT:
+            ending = timeout_ending(gate.on_timeout, start=False)
+            error = ending[1] if ending else None
+        else:
+            error = None
+        data = {
+            "approval": closed.status,
+            "decided_by": closed.decided_by,
+            "comment": closed.comment,
+        }
+        status = ActionStatus.FAILED if error else ActionStatus.COMPLETED
+        result = ActionResult(status=status, error=error, data=data)
+        await self._record_action(index, action, status, end_time=end, result=result, gate=closed)
+        if error is None:
+            timed_out = closed.status == GateStatus.TIMED_OUT
+            event = "approved on timeout" if timed_out else "approved"
+            await self._set_status(RunStatus.RUNNING, event=f"{event}: {action.name}")
+        return ending
+
+    def _gate_opened(self, idx: int, gate: GateSpec) -> GateRecord:
+        """Make `gate` the open one (the start gate already is); its record as it opens."""
+        if idx != START_GATE_IDX:
+            self._gate, self._gate_idx = gate, idx
+            self._approved, self._rejected = set(), False
+            self._closing = self._decided_at = None
+        inp = self._input
+        return gate_opening(inp.run_id, inp.attempt, idx, gate, workflow.now())
+
+    async def _wait_at_gate(self, opened: GateRecord, gate: GateSpec) -> GateRecord:
+        """Wait until the open gate is decided, runs out of time, or the run is stopped;
+        the gate's record as it closed."""
+        timeout = timedelta(seconds=gate.timeout_seconds) if gate.timeout_seconds else None
         try:
             await workflow.wait_condition(
-                lambda: not self._gate_open or self._control is not None, timeout=timeout
+                lambda: self._gate is None or self._control is not None, timeout=timeout
             )
         except builtins.TimeoutError:
-            self._gate_open = False
-            return await self._finish(RunStatus.EXPIRED, error="approval expired")
-        if self._control is not None:
-            return await self._finish_controlled()
-        if self._rejected:
-            return await self._finish(RunStatus.REJECTED, error="approval rejected")
-        return None
+            if self._gate is not None:  # else decided in the same instant: the decision holds
+                self._gate = None
+                return dataclasses.replace(
+                    opened, status=GateStatus.TIMED_OUT, decided_at=workflow.now().isoformat()
+                )
+        if self._gate is not None:  # stopped or killed before anyone decided
+            self._gate = None
+            return dataclasses.replace(
+                opened, status=GateStatus.CANCELLED, decided_at=workflow.now().isoformat()
+            )
+        decision = self._closing
+        return dataclasses.replace(
+            opened,
+            status=GateStatus.REJECTED if self._rejected else GateStatus.APPROVED,
+            decided_at=self._decided_at or workflow.now().isoformat(),
+            decided_by=decision.by if decision else None,
+            comment=decision.comment if decision else "",
+        )
 
     @workflow.update(name=DECIDE_UPDATE)
     async def decide(self, decision: Decision) -> GateState:
-        """Record an approver's decision; the gate opens once its rule is met."""
-        assert self._input.gate is not None
+        """Record an approver's decision on the open gate; it opens once its rule is met."""
+        gate = self._gate
+        assert gate is not None  # the validator refused the decision otherwise
+        idx = self._gate_idx
         if decision.approve:
             self._approved.add(decision.approver_key)
-            if gate_satisfied(self._input.gate, self._approved):
-                self._gate_open = False
+            closes = gate_satisfied(gate, self._approved)
         else:
-            self._rejected = True
-            self._gate_open = False
+            self._rejected = closes = True
+        if closes:
+            self._gate, self._closing = None, decision
+            self._decided_at = workflow.now().isoformat()
         return GateState(
-            status=str(self._status), approved=sorted(self._approved), open=self._gate_open
+            status=str(self._status),
+            approved=sorted(self._approved),
+            open=self._gate is not None,
+            idx=idx,
+            rejected=self._rejected,
         )
 
     @decide.validator
     def _validate_decision(self, decision: Decision) -> None:
         # Refused here, a decision never enters the history.
-        if self._input.gate is None:
+        if not self._has_gates:
             raise ApplicationError("this run does not require approval", type="NoGate")
-        if not self._gate_open:
+        gate = self._gate
+        if gate is None or decision.gate_idx not in (None, self._gate_idx):
             raise ApplicationError(
                 f"run is not pending approval (status {self._status})", type="GateClosed"
             )
-        if decision.approver_key not in approver_keys(self._input.gate):
+        if decision.approver_key not in approver_keys(gate):
             raise ApplicationError("not an approver of this run", type="NotApprover")
 
     @workflow.update(name=CONTROL_UPDATE)
@@ -174,7 +290,8 @@ class RunWorkflow:
         if control.action not in CONTROL_STATUS:
             raise ApplicationError(f"unknown control {control.action!r}", type="BadControl")
         allowed = STOPPABLE if control.action == "stop" else KILLABLE
-        if self._finished or self._status not in allowed:
+        # A run waiting at a gate can be stopped too (a dialect may refuse that itself).
+        if self._finished or (self._status not in allowed and self._gate is None):
             raise ApplicationError(
                 f"cannot {control.action} a run in status {self._status}", type="NotAllowed"
             )
@@ -218,6 +335,7 @@ class RunWorkflow:
             self._timers.append(asyncio.create_task(self._ttl(inp.ttl_seconds)))
         any_failed = False
         init_error: str | None = None
+        ending: tuple[RunStatus, str] | None = None  # a gate that ended the run
         queue: str | None = None
         losses = 0
         index = 0
@@ -232,6 +350,13 @@ class RunWorkflow:
                 await self._set_status(RunStatus.SLEEPING)
                 if await self._interrupted_within(action.delay_seconds):
                     break
+            if action.kind == APPROVAL_KIND:
+                # The workflow itself waits here: no worker is reserved for a gate.
+                ending = await self._pass_approval(index, action)
+                index += 1
+                if ending is not None:
+                    break  # a refused gate stops the rest, whatever their filters
+                continue
             if queue is None:
                 # Local: the worker running this workflow task takes the attempt, with no
                 # server round trip for the reservation.
@@ -266,12 +391,14 @@ class RunWorkflow:
                 result=result,
             )
             index += 1
-        for skipped in range(index, len(inp.actions)):  # left undone by a stop or kill
+        for skipped in range(index, len(inp.actions)):  # left undone by a stop, kill or gate
             await self._record_action(skipped, inp.actions[skipped], ActionStatus.SKIPPED)
         if queue is not None and not self._cleaned:
             await attempt.cleanup(inp.run_id, queue)
         if self._control is not None:
             return await self._finish_controlled()
+        if ending is not None:
+            return await self._finish(ending[0], error=ending[1])
         if init_error is not None:
             return await self._finish(RunStatus.INIT_FAILED, error=init_error)
         return await self._finish(RunStatus.FAILED if any_failed else RunStatus.SUCCEEDED)
@@ -317,6 +444,7 @@ class RunWorkflow:
         error: str | None = None,
         end_time: str | None = None,
         commit: CommitInfo | None = None,
+        gate: GateRecord | None = None,
     ) -> None:
         stopping = self._control is not None and status not in (
             RunStatus.STOPPING,
@@ -346,6 +474,7 @@ class RunWorkflow:
                 registration=self._input.registration,
                 definition_id=self._input.definition_id,
                 dialect=self._input.dialect,
+                gate=gate,
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
         )
@@ -359,6 +488,7 @@ class RunWorkflow:
         start_time: str | None = None,
         end_time: str | None = None,
         result: ActionResult | None = None,
+        gate: GateRecord | None = None,
     ) -> None:
         self._actions[index] = ActionState(
             index, action.name, str(status), result.error if result else None
@@ -380,22 +510,31 @@ class RunWorkflow:
                 end_time=end_time,
                 result=result,
                 error=result.error if result else None,
+                gate=gate,
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
         )
 
-    async def _finish_controlled(self) -> str:
+    async def _finish_controlled(self, *, gate: GateRecord | None = None) -> str:
         assert self._control is not None
         if self._ttl_expired:
-            return await self._finish(RunStatus.TIMED_OUT, error="execution TTL exceeded")
+            return await self._finish(
+                RunStatus.TIMED_OUT, error="execution TTL exceeded", gate=gate
+            )
         if self._control.action == "kill":
-            return await self._finish(RunStatus.KILLED)
-        return await self._finish(RunStatus.STOPPED)
+            return await self._finish(RunStatus.KILLED, gate=gate)
+        return await self._finish(RunStatus.STOPPED, gate=gate)
 
-    async def _finish(self, status: RunStatus, *, error: str | None = None) -> str:
+    async def _finish(
+        self, status: RunStatus, *, error: str | None = None, gate: GateRecord | None = None
+    ) -> str:
         self._finished = True
         await self._set_status(
-            status, end_time=workflow.now().isoformat(), error=error, event=f"run {status}"
+            status,
+            end_time=workflow.now().isoformat(),
+            error=error,
+            event=f"run {status}",
+            gate=gate,
         )
         if any(c.level.upper() in OUTBOX_LEVELS for c in self._input.callbacks):
             # Abandoned: a dead endpoint is retried for a day without holding the run open.

@@ -271,18 +271,45 @@ class RunEvent(Base):
 
 
 class Approval(Base):
-    """An approval recorded on a run, by a person or on behalf of a team."""
+    """A decision recorded on one gate of a run, by a person or on behalf of a team."""
 
     __tablename__ = "approvals"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    # The gate decided: -1 the start gate, else the approval action's index.
+    gate_idx: Mapped[int] = mapped_column(Integer, default=-1, server_default="-1")
     approver_key: Mapped[str] = mapped_column(String(60))  # person:<id> | team:<id>
     decided_by: Mapped[str] = mapped_column(String(36))
     approved: Mapped[bool] = mapped_column(Boolean, default=True)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (UniqueConstraint("run_id", "approver_key"),)
+    __table_args__ = (UniqueConstraint("run_id", "gate_idx", "approver_key"),)
+
+
+class GateRow(Base):
+    """One approval gate a run opened (its start gate or an approval action), as the workflow
+    last recorded it; the per-approver decisions are Approval rows of the same `idx`."""
+
+    __tablename__ = "gates"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # chosen by the workflow
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    idx: Mapped[int] = mapped_column(Integer)  # -1 the start gate, else the action's index
+    message: Mapped[str] = mapped_column(Text, default="")
+    approvers: Mapped[list[Any]] = mapped_column(default=list)  # approver keys
+    rule: Mapped[str] = mapped_column(String(10))  # any | all
+    opened_at: Mapped[datetime] = mapped_column()
+    timeout_at: Mapped[datetime | None] = mapped_column()
+    on_timeout: Mapped[str] = mapped_column(String(10))  # expire | approve | reject
+    status: Mapped[str] = mapped_column(String(20))  # core.statuses.GateStatus
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decided_by: Mapped[str | None] = mapped_column(String(36))
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        Index("ix_gates_run_opened", "run_id", "opened_at"),
+        Index("ix_gates_status", "status"),
+    )
 
 
 class Artifact(Base):

@@ -212,17 +212,23 @@ def record_approval(
     *,
     comment: str = "",
     approved: bool = True,
+    gate_idx: int = -1,
 ) -> bool:
-    """Record a decision (an approval unless `approved` is False) once per approver key;
-    False when one was already there."""
+    """Record a decision (an approval unless `approved` is False) once per approver key and
+    gate (-1: the start gate, else the approval action's index); False when one was there."""
     existing = session.scalar(
-        select(Approval).where(Approval.run_id == run_id, Approval.approver_key == approver_key)
+        select(Approval).where(
+            Approval.run_id == run_id,
+            Approval.gate_idx == gate_idx,
+            Approval.approver_key == approver_key,
+        )
     )
     if existing is not None:
         return False
     session.add(
         Approval(
             run_id=run_id,
+            gate_idx=gate_idx,
             approver_key=approver_key,
             decided_by=decided_by,
             comment=comment,
@@ -233,10 +239,9 @@ def record_approval(
     return True
 
 
-def approvals_of(session: Session, run_id: str) -> list[Approval]:
-    """Approvals recorded on a run, oldest first."""
-    return list(
-        session.scalars(
-            select(Approval).where(Approval.run_id == run_id).order_by(Approval.created_at)
-        )
-    )
+def approvals_of(session: Session, run_id: str, *, gate_idx: int | None = None) -> list[Approval]:
+    """Decisions recorded on a run (on its gate `gate_idx` only, if given), oldest first."""
+    query = select(Approval).where(Approval.run_id == run_id)
+    if gate_idx is not None:
+        query = query.where(Approval.gate_idx == gate_idx)
+    return list(session.scalars(query.order_by(Approval.created_at)))

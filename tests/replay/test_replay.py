@@ -15,7 +15,11 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_are_recorded() -> None:
     """The replay test has histories to replay (see record_histories.py)."""
-    assert {p.stem for p in HISTORIES} >= {"filters_and_always", "approved_gate"}
+    assert {p.stem for p in HISTORIES} >= {
+        "filters_and_always",
+        "approved_gate",
+        "approval_actions",
+    }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
