@@ -75,10 +75,18 @@ class HostKey:
         return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
+def _text(value: Any, field: str) -> str:
+    """A required string field."""
+    if value is None or value == "":
+        raise HostSpecError(field, "is required")
+    if not isinstance(value, str):
+        raise HostSpecError(field, "must be a string")
+    return value
+
+
 def host_name(value: Any, field: str = "name") -> str:
     """A host's catalog name: letters, digits, `_.-`, starting with a letter or digit."""
-    if not isinstance(value, str) or not value:
-        raise HostSpecError(field, "is required")
+    value = _text(value, field)
     if not _NAME.fullmatch(value):
         raise HostSpecError(
             field,
@@ -90,8 +98,7 @@ def host_name(value: Any, field: str = "name") -> str:
 
 def address(value: Any, field: str = "address") -> str:
     """A DNS hostname or an IP literal (IPv6 with or without brackets), as ssh will get it."""
-    if not isinstance(value, str) or not value:
-        raise HostSpecError(field, "is required")
+    value = _text(value, field)
     literal = value[1:-1] if value.startswith("[") and value.endswith("]") else value
     try:
         return str(ipaddress.ip_address(literal))
@@ -123,8 +130,7 @@ def port(value: Any, field: str = "port") -> int:
 
 def user(value: Any, field: str = "user") -> str:
     """A POSIX user name: up to 32 of `A-Za-z0-9_.-`, not starting with a digit, '.' or '-'."""
-    if not isinstance(value, str) or not value:
-        raise HostSpecError(field, "is required")
+    value = _text(value, field)
     if not _USER.fullmatch(value):
         raise HostSpecError(
             field,
