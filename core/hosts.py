@@ -84,9 +84,9 @@ def _text(value: Any, field: str) -> str:
     return value
 
 
-def host_name(value: Any, field: str = "name") -> str:
+def host_name(given: Any, field: str = "name") -> str:
     """A host's catalog name: letters, digits, `_.-`, starting with a letter or digit."""
-    value = _text(value, field)
+    value = _text(given, field)
     if not _NAME.fullmatch(value):
         raise HostSpecError(
             field,
@@ -96,9 +96,9 @@ def host_name(value: Any, field: str = "name") -> str:
     return value
 
 
-def address(value: Any, field: str = "address") -> str:
+def address(given: Any, field: str = "address") -> str:
     """A DNS hostname or an IP literal (IPv6 with or without brackets), as ssh will get it."""
-    value = _text(value, field)
+    value = _text(given, field)
     literal = value[1:-1] if value.startswith("[") and value.endswith("]") else value
     try:
         return str(ipaddress.ip_address(literal))
@@ -128,9 +128,9 @@ def port(value: Any, field: str = "port") -> int:
     return value
 
 
-def user(value: Any, field: str = "user") -> str:
+def user(given: Any, field: str = "user") -> str:
     """A POSIX user name: up to 32 of `A-Za-z0-9_.-`, not starting with a digit, '.' or '-'."""
-    value = _text(value, field)
+    value = _text(given, field)
     if not _USER.fullmatch(value):
         raise HostSpecError(
             field,
