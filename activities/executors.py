@@ -43,6 +43,8 @@ class ActionContext:
     control: ControlWatch
     http: HttpLimits = field(default_factory=HttpLimits)
     sandbox: Sandbox | None = None  # None: RUNWRIGHT_SANDBOX=off, programs run unconfined
+    # Opens a secret reference the spec names by id (`*_ref`), teaching the run's redactor.
+    open_ref: Callable[[str], str] | None = None
 
     @property
     def redactor(self) -> Redactor:
@@ -169,7 +171,16 @@ def run_runbook(ctx: ActionContext) -> Executed:
     return runbook_exec.run_runbook(ctx)
 
 
+def run_ssh(ctx: ActionContext) -> Executed:
+    """A command on a remote host over SSH."""
+    # Imported here: that module builds on this one's ActionContext and Executed.
+    from activities import remote
+
+    return remote.run_ssh(ctx)
+
+
 EXECUTORS: dict[str, Callable[[ActionContext], Executed]] = {
+    "ssh": run_ssh,
     "exec": run_exec,
     "http": run_http,
     "ansible": run_ansible,

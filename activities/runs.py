@@ -69,7 +69,7 @@ def rendered_spec(action: ActionSpec, template_env: dict[str, Any]) -> dict[str,
 
 
 # Kinds that start programs (http runs inside the worker): confined by the sandbox.
-PROCESS_KINDS = frozenset({"exec", "ansible", "runbook"})
+PROCESS_KINDS = frozenset({"exec", "ansible", "runbook", "ssh"})
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,7 @@ class RunActivities:
                 control=ControlWatch(self._sessions, inp.run_id, events),
                 http=self._http,
                 sandbox=self._sandbox,
+                open_ref=open_ref,
             )
         )
 

@@ -18,7 +18,9 @@ from api.fields import FieldError
 from api.hoop.connections import save_connection
 from api.mission_control.playbooks import normalize_spec
 from api.mission_control.service import DIALECT
+from core.hosts import HostSpecError
 from core.secrets import SecretBox
+from core.store.hosts import save_host
 from core.store.models import Definition, Resource, Team, User, utcnow
 from core.store.secret_values import put_secret
 from core.store.users import ROLES, get_by_email, role_at_least, upsert_team, upsert_user
@@ -102,6 +104,7 @@ class Applier:
             "Person": self._person,
             "Team": self._team,
             "Connection": self._connection,
+            "Host": self._host,
         }
 
     def apply(self, docs: list[dict[str, Any]]) -> list[Applied]:
@@ -242,3 +245,10 @@ class Applier:
         except FieldError as exc:
             raise DocumentError(f"{where}: {exc}") from exc
         return Applied("Connection", row.name, row.id, "created" if created else "updated")
+
+    def _host(self, doc: dict[str, Any], where: str) -> Applied:
+        try:
+            row, created = save_host(self._session, doc, box=self._box, user_id=self._user_id)
+        except HostSpecError as exc:
+            raise DocumentError(f"{where}: {exc}") from exc
+        return Applied("Host", row.name, row.id, "created" if created else "updated")
