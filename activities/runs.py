@@ -228,6 +228,7 @@ class RunActivities:
                 control=ControlWatch(self._sessions, inp.run_id, events),
                 http=self._http,
                 sandbox=self._sandbox,
+                open_ref=open_ref,
             )
         )
 
