@@ -126,11 +126,12 @@ def host_refusal(
 ) -> str | None:
     """Why no connection to `host` is allowed (None when one is, or it does not resolve: the
     lookup made while sending is checked as well)."""
+    host = host.strip("[]")
     literal = policy.literal_refusal(host)
     if literal is not None:
-        return str(EgressRefused(host, [(host.strip("[]"), literal)]))
+        return str(EgressRefused(host, [(host, literal)]))
     try:
-        addresses = resolve(host.strip("[]"), port)
+        addresses = resolve(host, port)
     except OSError:
         return None
     refused = [(a, r) for a in addresses if (r := policy.refusal(a)) is not None]

@@ -42,9 +42,10 @@ def scheme_of(url: str) -> str | None:
 
 
 def masked(url: str) -> str:
-    """What is shown of a channel URL: its scheme and the mask (`json://***`), or the mask."""
+    """What is shown of a channel URL: its scheme and the mask (`json://***`); only the mask
+    when the scheme is not a service's (whatever else stands there may be a credential)."""
     scheme = scheme_of(url)
-    return f"{scheme}://{MASK}" if scheme else MASK
+    return f"{scheme}://{MASK}" if scheme is not None and scheme in N_MGR else MASK
 
 
 def channel_plugin(url: str) -> NotifyBase | None:
@@ -66,7 +67,8 @@ def check_channel(url: str) -> str | None:
     if scheme in REFUSED_SCHEMES:
         return f"{scheme}:// {REFUSED_SCHEMES[scheme]}"
     if scheme not in N_MGR:
-        return f"{scheme}:// is not a notification service Apprise knows"
+        # Not quoted: a scheme no service has may be anything, a credential included.
+        return "its scheme is not a notification service Apprise knows"
     if not N_MGR[scheme].enabled:
         return f"{scheme}:// needs a library this installation does not have"
     if channel_plugin(url) is None:
