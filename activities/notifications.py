@@ -4,8 +4,9 @@ Spec (after templating):
 
     urls_ref   [secret id, ...]   each secret's value is one Apprise URL (`json://...`,
                                   `mailto://...`); the URL holds the channel's credentials
-    title      str, optional      at most MAX_TEXT_BYTES bytes (UTF-8)
-    body       str                at most MAX_TEXT_BYTES bytes, not empty
+    title      str, optional      at most 64 KiB (UTF-8)
+    body       str                at most 64 KiB, not empty
+    (checked by core.notify_spec, which also bounds the number of channels)
 
 Apprise is a library: it runs here, in the worker, like the `http` kind, with no program and
 so no sandbox. A URL is shown only masked (`json://***`) in events, results and errors; what
@@ -24,9 +25,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, cast
 
 from apprise.plugins.base import NotifyBase
@@ -34,12 +34,11 @@ from apprise.plugins.base import NotifyBase
 from activities.executors import ActionContext, Executed
 from core.egress import EgressPolicy, EgressRefused, resolve_host
 from core.events import EventLevel, EventRecord
+from core.notify_spec import NotifyRequest, NotifySpecError, parse_spec
 from core.notify_urls import channel_plugin, check_channel, masked
 from core.secrets import Redactor
 from core.socket_egress import checked_resolution
 
-MAX_TEXT_BYTES = 64 * 1024
-MAX_CHANNELS = 32
 # Apprise's defaults are 4 s and 4 s, 15 s for SMTP; an action's own timeout lowers them.
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 10.0
@@ -47,49 +46,6 @@ MAX_REASON_CHARS = 300
 APPRISE_LOGGER = "apprise"
 # What separates the parts of an Apprise URL, to find the parts its private form hides.
 URL_SEPARATORS = re.compile(r"[/:@?&=,]+")
-
-
-class NotifySpecError(ValueError):
-    """The spec cannot be sent; the message names the field and quotes no URL."""
-
-
-@dataclass(frozen=True)
-class NotifyRequest:
-    """A checked spec: secret ids of the channel URLs, and the message."""
-
-    refs: list[str]
-    title: str
-    body: str
-
-
-def _text(spec: Mapping[str, Any], key: str, *, required: bool) -> str:
-    value = spec.get(key)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise NotifySpecError(f"{key} must be a string")
-    if required and not value.strip():
-        raise NotifySpecError(f"{key} must not be empty")
-    if len(value.encode()) > MAX_TEXT_BYTES:
-        raise NotifySpecError(f"{key} is longer than {MAX_TEXT_BYTES} bytes")
-    return value
-
-
-def parse_spec(spec: Mapping[str, Any]) -> NotifyRequest:
-    """The request a `notify` spec makes; NotifySpecError naming the first bad field."""
-    refs = spec.get("urls_ref")
-    if not isinstance(refs, list) or not refs:
-        raise NotifySpecError("urls_ref must be a non-empty list of secret ids")
-    if len(refs) > MAX_CHANNELS:
-        raise NotifySpecError(f"urls_ref holds more than {MAX_CHANNELS} channels")
-    for i, ref in enumerate(refs):
-        if not isinstance(ref, str) or not ref:
-            raise NotifySpecError(f"urls_ref[{i}] must be a secret id")
-    return NotifyRequest(
-        refs=list(refs),
-        title=_text(spec, "title", required=False),
-        body=_text(spec, "body", required=True),
-    )
 
 
 def hidden_parts(plugin: NotifyBase) -> set[str]:

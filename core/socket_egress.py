@@ -36,6 +36,7 @@ _install_lock = threading.Lock()
 _plain_getaddrinfo = socket.getaddrinfo
 
 
+# socket.getaddrinfo's own signature and parameter names: callers (asyncio) pass them by name.
 def _checked_getaddrinfo(
     host: bytes | str | None,
     port: bytes | str | int | None,

@@ -7,17 +7,15 @@ from typing import Any
 
 import pytest
 
-from activities.notifications import (
+from activities.notifications import destination_host, hidden_parts, host_refusal
+from core.egress import EgressPolicy
+from core.notify_spec import (
     MAX_CHANNELS,
     MAX_TEXT_BYTES,
     NotifyRequest,
     NotifySpecError,
-    destination_host,
-    hidden_parts,
-    host_refusal,
     parse_spec,
 )
-from core.egress import EgressPolicy
 from core.notify_urls import MAX_URL_LENGTH, channel_plugin, check_channel, masked
 
 SECRET = "Pw-7c1d9e"
