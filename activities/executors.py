@@ -1,4 +1,5 @@
-"""One action kind each: exec (bash), http, ansible, runbook. Called by the execute activity."""
+"""One action kind each: exec (bash), http, ansible, runbook, notify; called by the execute
+activity."""
 
 from __future__ import annotations
 
@@ -163,6 +164,14 @@ def run_ansible(ctx: ActionContext) -> Executed:
     )
 
 
+def run_notify(ctx: ActionContext) -> Executed:
+    """A message to notification channels through Apprise."""
+    # Imported here: that module builds on this one's ActionContext and Executed.
+    from activities import notifications
+
+    return notifications.run_notify(ctx)
+
+
 def run_runbook(ctx: ActionContext) -> Executed:
     """A rendered runbook fed to a connection's command (hoop.dev's runbooks exec)."""
     # Imported here: that module builds on this one's ActionContext and Executed.
@@ -185,4 +194,5 @@ EXECUTORS: dict[str, Callable[[ActionContext], Executed]] = {
     "http": run_http,
     "ansible": run_ansible,
     "runbook": run_runbook,
+    "notify": run_notify,
 }

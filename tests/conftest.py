@@ -137,3 +137,30 @@ def sshd() -> Iterator[servers.SshServer]:
 # --------------------------------------------------------------------------------------------
 # End of OpenSSH block.
 # --------------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------
+# Notification receivers, one per test: JSON over HTTP and plain SMTP with a login.
+# --------------------------------------------------------------------------------------------
+
+SMTP_TEST_USER = "ops"
+SMTP_TEST_PASSWORD = "smtp-login-pass-4410"
+
+
+@pytest.fixture
+def json_receiver() -> Iterator[servers.JsonReceiver]:
+    """An HTTP server on loopback keeping every JSON document POSTed to it."""
+    with servers.json_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[servers.SmtpServer]:
+    """An SMTP server on loopback (no TLS) that takes SMTP_TEST_USER's login and keeps mail."""
+    with servers.smtp_server(SMTP_TEST_USER, SMTP_TEST_PASSWORD) as server:
+        yield server
+
+
+# --------------------------------------------------------------------------------------------
+# End of notification receivers block.
+# --------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Real servers the test suite talks to: moto's S3 server, a throwaway PostgreSQL, an OpenSSH
-server on loopback and git's http-backend behind HTTP Basic auth.
+server on loopback, git's http-backend behind HTTP Basic auth, and notification receivers (an
+HTTP server taking JSON, an SMTP server).
 
 Plain helpers (no pytest fixtures) so any fixture or script can start one; tests/conftest.py
 wraps them in session-scoped fixtures.
@@ -8,7 +9,10 @@ wraps them in session-scoped fixtures.
 from __future__ import annotations
 
 import base64
+import email
+import email.message
 import glob
+import json
 import os
 import pwd
 import shlex
@@ -526,3 +530,116 @@ def git_http_server(project_root: Path, username: str, password: str) -> Iterato
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------
+# Notification receivers: an HTTP server recording the JSON posted to it, and an SMTP server
+# (aiosmtpd) that takes a login over plain SMTP and keeps each message.
+# --------------------------------------------------------------------------------------------
+
+
+class _JsonRecorder(BaseHTTPRequestHandler):
+    received: list[tuple[str, dict[str, Any]]]
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.received.append((self.path, json.loads(self.rfile.read(length) or b"{}")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep the test output clean
+
+
+@dataclass
+class JsonReceiver:
+    """An HTTP server on 127.0.0.1 that answers 200 to every POST and keeps its JSON body."""
+
+    port: int
+    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, body)
+
+
+@contextmanager
+def json_receiver() -> Iterator[JsonReceiver]:
+    """Record every JSON document POSTed to a loopback HTTP server."""
+    receiver = JsonReceiver(port=0)
+    handler = type("JsonRecorder", (_JsonRecorder,), {"received": receiver.received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@dataclass
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1: accepts one user's login, keeps each message it is given."""
+
+    port: int
+    user: str
+    password: str
+    messages: list[email.message.Message] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)  # the user of each accepted login
+    greetings: int = 0  # EHLO/HELO commands: every client that spoke to it at all
+
+
+class _SmtpKeeper:
+    def __init__(self, server: SmtpServer) -> None:
+        self._server = server
+
+    async def handle_EHLO(
+        self, smtp: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self._server.greetings += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, smtp: Any, session: Any, envelope: Any, hostname: str) -> str:
+        self._server.greetings += 1
+        session.host_name = hostname
+        return f"250 {smtp.hostname}"
+
+    async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
+        self._server.messages.append(email.message_from_bytes(envelope.original_content))
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server(user: str, password: str) -> Iterator[SmtpServer]:
+    """A plain (unencrypted) SMTP server on a free loopback port that offers a login."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    served = SmtpServer(port=free_port(), user=user, password=password)
+
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == user
+            and data.password.decode() == password
+        )
+        if ok:
+            served.logins.append(user)
+        return AuthResult(success=ok, handled=False)
+
+    # AUTH offered over plain SMTP (loopback, no TLS to set up); `logins` shows it was used.
+    controller = Controller(
+        _SmtpKeeper(served),
+        hostname="127.0.0.1",
+        port=served.port,
+        authenticator=authenticate,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield served
+    finally:
+        controller.stop()
