@@ -36,7 +36,8 @@ def resume_after(last_event_id: str | None) -> int:
     if last_event_id is None or not last_event_id.strip():
         return 0
     value = last_event_id.strip()
-    if not value.isdigit() or len(value) > 18:
+    # ASCII digits only: isdigit() alone takes other scripts' digits, which int() reads too.
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise bad_request("Last-Event-ID: must be the id of an event of this stream")
     return int(value)
 

@@ -32,7 +32,9 @@ from core.store.secret_values import put_secret
 from core.store.session import transaction
 from tests.conftest import TEST_SECRET_KEY
 from tests.live_log import LiveStack, live_stack
-from tests.stack import make_settings
+from tests.servers import free_port
+from tests.stack import make_settings, stack_for
+from workers.serving import serve_api
 
 pytestmark = pytest.mark.slow
 
@@ -343,3 +345,27 @@ def test_the_stream_is_in_the_openapi_document(tmp_path: Path) -> None:
     operation = app.openapi()["paths"]["/api/automations/runs/{run_id}/stream"]["get"]
     names = {p["name"] for p in operation["parameters"]}
     assert {"run_id", "token", "last-event-id"} <= names
+
+
+async def test_stopping_the_api_ends_open_streams(tmp_path: Path, temporal: Client) -> None:
+    """An API asked to stop while clients stream a running run stops promptly: their streams
+    end (without `done`: the run goes on, and a client resumes elsewhere with its last id)."""
+    settings = make_settings(tmp_path / "home", secret_key=TEST_SECRET_KEY)
+    async with stack_for(settings, temporal) as stack:
+        app = create_app(settings, temporal_client=temporal)
+        port = free_port()
+        stop, ready = asyncio.Event(), asyncio.Event()
+        server = asyncio.create_task(serve_api(app, "127.0.0.1", port, stop, on_ready=ready.set))
+        await asyncio.wait_for(ready.wait(), 10)
+        live = LiveStack(stack, f"http://127.0.0.1:{port}", app.state.services)
+        run_id, public = await live.run_script(TICKS.format(n=40, pause=0.25))
+        client = asyncio.create_task(receive(live.stream_url(public), live.auth()))
+        while not live.services.feeds.followed():
+            await asyncio.sleep(0.05)
+        began = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(server, 10)
+        assert time.monotonic() - began < 5
+        got = await asyncio.wait_for(client, 5)
+        assert got.done is None
+        await wait_ended(live, run_id)
