@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -180,12 +180,16 @@ class RunFeeds:
         if self._feeds.get(feed.run_id) is feed:
             del self._feeds[feed.run_id]
 
-    async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[LogLine | RunEnded]:
-        """The run's output lines after event seq `after`: the stored ones, then each new one
-        as it is stored, then `RunEnded` once the run is over and all of them were yielded.
+    async def follow_batches(
+        self, run_id: str, after: int = 0
+    ) -> AsyncGenerator[tuple[LogLine, ...] | RunEnded, None]:
+        """The run's output lines after event seq `after`, in the batches they were stored or
+        paged in: the stored ones, then each new batch as it is stored, then `RunEnded` once
+        the run is over and every line was yielded.
 
-        Each line comes once, in order (seqs increase). Ends without `RunEnded` if the run's
-        row disappears. The caller checks that the run exists and who may read it.
+        Each line comes once, in order (seqs increase); no batch is empty. Ends without
+        `RunEnded` if the run's row disappears. The caller checks that the run exists and who
+        may read it. Batches let a client's connection take a page of lines in one write.
         """
         feed = self._feeds.get(run_id)
         if feed is None:
@@ -201,16 +205,18 @@ class RunFeeds:
                 )
                 if not rows:
                     break
-                for line in _lines(rows):
-                    yield line
+                if lines := _lines(rows):
+                    yield tuple(lines)
                 sent = rows[-1][0]
             sent = max(sent, joined_at)
             while True:
                 batch = await queue.get()
-                for line in batch.lines:
-                    if line.seq > sent:
-                        yield line
-                        sent = line.seq
+                fresh = batch.lines
+                if fresh and fresh[0].seq <= sent:  # only a follower that resumed ahead
+                    fresh = tuple(line for line in fresh if line.seq > sent)
+                if fresh:
+                    yield fresh
+                    sent = fresh[-1].seq
                 if batch.ended is not None:
                     yield RunEnded(batch.ended)
                     return
@@ -218,3 +224,16 @@ class RunFeeds:
                     return
         finally:
             feed.leave(queue)
+
+    async def follow(self, run_id: str, after: int = 0) -> AsyncGenerator[LogLine | RunEnded, None]:
+        """`follow_batches`, one line at a time."""
+        batches = self.follow_batches(run_id, after)
+        try:
+            async for item in batches:
+                if isinstance(item, RunEnded):
+                    yield item
+                else:
+                    for line in item:
+                        yield line
+        finally:
+            await batches.aclose()

@@ -149,9 +149,9 @@ async def test_one_poller_whatever_the_followers_and_none_once_they_leave(
     assert firsts == [LogLine(1, "x")] * 5
     assert feeds.followed() == {run_id: 5}
     for stream in streams[:4]:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     assert feeds.followed() == {run_id: 1}
-    await streams[4].aclose()  # type: ignore[attr-defined]
+    await streams[4].aclose()
     assert feeds.followed() == {}
 
 
