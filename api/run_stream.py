@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,6 +59,30 @@ class RunEnded:
     status: str
 
 
+@dataclass(frozen=True, eq=False)
+class LineBatch:
+    """Lines stored together, handed to every follower of the run as one object: a dialect
+    renders it for the wire once (`rendered`) and sends the same bytes to every client."""
+
+    lines: tuple[LogLine, ...]
+    _rendered: dict[Callable[[Sequence[LogLine]], bytes], bytes] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __iter__(self) -> Iterator[LogLine]:
+        return iter(self.lines)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def rendered(self, render: Callable[[Sequence[LogLine]], bytes]) -> bytes:
+        """`render(lines)`, computed once per batch and render function."""
+        out = self._rendered.get(render)
+        if out is None:
+            out = self._rendered[render] = render(self.lines)
+        return out
+
+
 def line_of(event_type: str, message: str) -> str | None:
     """The line an event shows in the live log, or None for events that show nothing."""
     if event_type in PROGRAM_OUTPUT:
@@ -77,7 +101,7 @@ def is_terminal(status: str) -> bool:
 class _Batch:
     """What the poller hands every follower at once."""
 
-    lines: tuple[LogLine, ...]
+    lines: LineBatch
     ended: str | None = None  # the terminal status, once the batch holds the last events
     gone: bool = False  # the run's row no longer exists
 
@@ -144,14 +168,14 @@ class _Feed:
                 # From here to the publish nothing awaits: a follower joins either before this
                 # batch reaches the queues or after last_seq covers it, never in between.
                 if status is None:
-                    self._publish(_Batch((), gone=True))
+                    self._publish(_Batch(LineBatch(()), gone=True))
                     return
                 if rows:
                     self.last_seq = rows[-1][0]
                 full = len(rows) == PAGE
                 ended = status if is_terminal(status) and not full else None
-                lines = tuple(_lines(rows))
-                if lines or ended is not None:
+                lines = LineBatch(tuple(_lines(rows)))
+                if lines.lines or ended is not None:
                     self._publish(_Batch(lines, ended))
                 if ended is not None:
                     return
@@ -182,14 +206,15 @@ class RunFeeds:
 
     async def follow_batches(
         self, run_id: str, after: int = 0
-    ) -> AsyncGenerator[tuple[LogLine, ...] | RunEnded, None]:
+    ) -> AsyncGenerator[LineBatch | RunEnded, None]:
         """The run's output lines after event seq `after`, in the batches they were stored or
         paged in: the stored ones, then each new batch as it is stored, then `RunEnded` once
         the run is over and every line was yielded.
 
         Each line comes once, in order (seqs increase); no batch is empty. Ends without
         `RunEnded` if the run's row disappears. The caller checks that the run exists and who
-        may read it. Batches let a client's connection take a page of lines in one write.
+        may read it. A batch is one write to a client, not one per line, and followers that
+        are level share each batch object: what a dialect renders of it is rendered once.
         """
         feed = self._feeds.get(run_id)
         if feed is None:
@@ -206,17 +231,17 @@ class RunFeeds:
                 if not rows:
                     break
                 if lines := _lines(rows):
-                    yield tuple(lines)
+                    yield LineBatch(tuple(lines))
                 sent = rows[-1][0]
             sent = max(sent, joined_at)
             while True:
                 batch = await queue.get()
                 fresh = batch.lines
-                if fresh and fresh[0].seq <= sent:  # only a follower that resumed ahead
-                    fresh = tuple(line for line in fresh if line.seq > sent)
-                if fresh:
+                if fresh.lines and fresh.lines[0].seq <= sent:  # a follower that resumed ahead
+                    fresh = LineBatch(tuple(line for line in fresh if line.seq > sent))
+                if fresh.lines:
                     yield fresh
-                    sent = fresh[-1].seq
+                    sent = fresh.lines[-1].seq
                 if batch.ended is not None:
                     yield RunEnded(batch.ended)
                     return

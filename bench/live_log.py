@@ -56,13 +56,16 @@ CHATTY_LINES = 20_000
 CLIENTS = 100
 ROUNDS = 2
 QUICK_ROUNDS = 1
-# The chatty script waits this long before printing: time for the clients to connect.
-SETTLE_SECONDS = 4
+# The chatty script waits for this file in its working directory (the worker's, which the
+# bench shares) before printing: the bench makes it once the clients are connected (at most
+# 60 s).
+GO = "go"
 MAX_EVENTS = 50_000
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 TICKS = 'for i in $(seq 1 {n}); do echo "tick $i $(date +%s.%N)"; sleep {pause}; done'
 CHATTY = (
-    'sleep {settle}; s=$(date +%s.%N); for i in $(seq 1 {m}); do echo "line $i"; done; '
+    "n=0; while [ ! -e " + GO + " ] && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done; "
+    's=$(date +%s.%N); for i in $(seq 1 {m}); do echo "line $i"; done; '
     'e=$(date +%s.%N); echo "elapsed $s $e"'
 )
 CLIENT_TIMEOUT = httpx.Timeout(30.0, read=None)
@@ -228,7 +231,7 @@ async def chatty_run(live: LiveStack, clients: int, worker_pid: int) -> Chatty:
         if "FROM run_events" in statement:
             reads += 1
 
-    script = CHATTY.format(settle=SETTLE_SECONDS, m=CHATTY_LINES)
+    script = CHATTY.format(m=CHATTY_LINES)
     event.listen(engine, "before_cursor_execute", count)
     proc = None
     ready_at = 0.0
@@ -252,6 +255,10 @@ async def chatty_run(live: LiveStack, clients: int, worker_pid: int) -> Chatty:
             if first.strip() != b"ready":
                 raise RuntimeError(f"the clients said {first!r}")
             ready_at = time.time()
+        # The action's working directory (ActionActivities: <workspace>/runs/<id>/work-<i>).
+        workdir = live.stack.settings.workspace / "runs" / run_id / "work-0"
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / GO).touch()
         row = await ended(live, run_id)
         summary: dict[str, Any] = {}
         if proc is not None:

@@ -89,6 +89,6 @@ async def stream_run_log(
                 status = automation_run_status(item.status)
                 yield ServerSentEvent(event="done", data=json.dumps({"status": status}))
             else:
-                yield encode_lines(item)
+                yield item.rendered(encode_lines)
 
     return EventSourceResponse(events(), ping=PING_SECONDS, ping_message_factory=ping)

@@ -4,13 +4,13 @@ each line once and in order; the end comes after the last line; one poller per r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.run_stream import PAGE, LogLine, RunEnded, RunFeeds, line_of
+from api.run_stream import PAGE, LineBatch, LogLine, RunEnded, RunFeeds, line_of
 from core.events import EventRecord
 from core.statuses import RunStatus
 from core.store.migrate import upgrade
@@ -170,3 +170,31 @@ async def test_a_vanished_run_ends_the_stream_without_an_end(
         session.delete(run)
     async with asyncio.timeout(5):
         assert await following == [LogLine(1, "x")]
+
+
+async def test_level_followers_share_each_batch_so_it_renders_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Followers that are level get the same batch object: what it renders to is computed once
+    for all of them."""
+    feeds = RunFeeds(sessions, poll_seconds=POLL)
+    run_id = new_run(sessions)
+    streams = [feeds.follow_batches(run_id) for _ in range(3)]
+    waiting = [asyncio.create_task(anext(s)) for s in streams]
+    await until(lambda: feeds.followed() == {run_id: 3})
+    write(sessions, run_id, *out("a", "b"))
+    async with asyncio.timeout(5):
+        batches = await asyncio.gather(*waiting)
+    assert all(b is batches[0] for b in batches)
+    renders: list[int] = []
+
+    def render(lines: Sequence[LogLine]) -> bytes:
+        renders.append(len(lines))
+        return "".join(line.text for line in lines).encode()
+
+    first = batches[0]
+    assert isinstance(first, LineBatch)
+    assert [first.rendered(render) for _ in batches] == [b"ab"] * 3
+    assert renders == [2]
+    for stream in streams:
+        await stream.aclose()
