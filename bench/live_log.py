@@ -69,6 +69,7 @@ CHATTY = (
     'e=$(date +%s.%N); echo "elapsed $s $e"'
 )
 CLIENT_TIMEOUT = httpx.Timeout(30.0, read=None)
+CLIENTS_NICENESS = 10
 
 
 def ms(seconds: float) -> str:
@@ -239,7 +240,12 @@ async def chatty_run(live: LiveStack, clients: int, worker_pid: int) -> Chatty:
     try:
         run_id, public = await live.run_script(script)
         if clients:
+            # At a lower priority: real clients are browsers on other machines, and on a small
+            # machine their parsing would otherwise take CPU from the run they watch.
             proc = await asyncio.create_subprocess_exec(
+                "nice",
+                "-n",
+                str(CLIENTS_NICENESS),
                 sys.executable,
                 str(Path(__file__).resolve()),
                 "--clients",
