@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api.auth import AuthPolicy
+from api.automations import live_log
 from api.automations import routes as automations
 from api.body_limit import BodyLimitMiddleware
 from api.catalog.routes import router as catalog_router
@@ -20,6 +21,7 @@ from api.errors import install_error_handlers
 from api.hoop import routes as hoop
 from api.hoop.repository import RunbookRepository
 from api.mission_control.routes import router as mission_control_router
+from api.run_stream import RunFeeds
 from api.runner import routes as runner
 from core.artifacts import ArtifactStore, store_from_url
 from core.secrets import SecretBox
@@ -39,12 +41,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
+        sessions = make_session_factory(engine)
         client = temporal_client or await connect(
             settings.temporal_address, settings.temporal_namespace, settings.secret_key
         )
         app.state.services = Services(
             settings=settings,
-            sessions=make_session_factory(engine),
+            sessions=sessions,
             temporal=client,
             store=store
             or store_from_url(
@@ -55,6 +58,7 @@ def create_app(
             box=SecretBox(settings.secret_key),
             runbooks=RunbookRepository(settings, settings.home / "runbooks"),
             auth=AuthPolicy.from_settings(settings),
+            feeds=RunFeeds(sessions),
         )
         yield
         engine.dispose()
@@ -72,6 +76,7 @@ def create_app(
     app.include_router(runner.router)
     app.include_router(hoop.router)
     app.include_router(automations.router)
+    app.include_router(live_log.router)
     app.include_router(catalog_router)
     app.include_router(codec_router)
     if settings.cors_origins:

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from api.auth import AuthPolicy, require_platform_user, require_role, user_from_header
 from api.hoop.repository import RunbookRepository
+from api.run_stream import RunFeeds
 from core.artifacts import ArtifactStore
 from core.secrets import SecretBox
 from core.settings import Settings
@@ -29,6 +30,7 @@ class Services:
     box: SecretBox
     runbooks: RunbookRepository
     auth: AuthPolicy
+    feeds: RunFeeds  # the live logs this process streams, one poller per run
 
 
 def get_services(request: Request) -> Services:
@@ -68,6 +70,28 @@ def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def current_user_or_query_token(
+    request: Request,
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+    token: Annotated[
+        str | None,
+        Query(description="A bearer token, for clients that cannot send headers (EventSource)"),
+    ] = None,
+) -> User:
+    """The caller as `current_user` proves it, or by the bearer token in `?token=`.
+
+    Only for routes a browser opens with EventSource, which cannot send an Authorization
+    header; every other route refuses a token in the URL, where logs and histories keep it.
+    """
+    if not authorization and token:
+        authorization = f"Bearer {token}"
+    return current_user(request, services, authorization)
+
+
+QueryTokenUser = Annotated[User, Depends(current_user_or_query_token)]
 
 
 def operator(user: CurrentUser) -> User:

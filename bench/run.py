@@ -1,4 +1,4 @@
-"""All five benchmarks on one Temporal dev server, then every ratio in one table.
+"""All six benchmarks on one Temporal dev server, then every ratio in one table.
 
     python bench/run.py [--quick]
 
@@ -18,7 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import ansible_overhead, approval_memory, runbook_exec, runner_executions, throughput
+from bench import (
+    ansible_overhead,
+    approval_memory,
+    live_log,
+    runbook_exec,
+    runner_executions,
+    throughput,
+)
 from bench.common import Measure, Report, quick_flag, table, temporal_dev_server, timed
 
 MEASURES: list[Measure] = [
@@ -27,6 +34,7 @@ MEASURES: list[Measure] = [
     # Before approval_memory: the runs it leaves waiting stay open on the dev server.
     runner_executions.measure,
     runbook_exec.measure,
+    live_log.measure,
     approval_memory.measure,
 ]
 

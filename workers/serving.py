@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI
+from sse_starlette.sse import AppStatus
 
 from core.secrets import install_log_redaction
 
@@ -58,8 +59,16 @@ async def serve_api(
         on_ready()
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    # Event streams (the live logs) would hold a graceful shutdown open for as long as their
+    # runs last: end them (their clients resume elsewhere with Last-Event-ID). The flag is
+    # process-wide and this server does not install the signal handler that sets it.
+    AppStatus.should_exit = True
     server.should_exit = True
     waiter.cancel()
-    await task
+    try:
+        await task
+    finally:
+        # Cleared once this server is gone, so a later server in the process streams again.
+        AppStatus.should_exit = False
     if not server.started:
         raise RuntimeError(f"the API could not listen on {host}:{port}")

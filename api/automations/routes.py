@@ -9,7 +9,7 @@ from api.automations.sign_in import sign_in
 from api.deps import CurrentUser, OperatorUser, ServicesDep, SessionDep, client_address
 
 # Paths whose errors take NOBA's shape `{"error": ...}`.
-PATH_PREFIXES = ("/api/login", "/api/maintenance")
+PATH_PREFIXES = ("/api/login", "/api/maintenance", "/api/automations")
 
 router = APIRouter(tags=["Automations"])
 

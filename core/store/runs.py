@@ -204,6 +204,25 @@ def events_of(
     return list(session.scalars(query))
 
 
+def run_status(session: Session, run_id: str) -> str | None:
+    """The run's recorded status; None when there is no such run."""
+    return session.scalar(select(Run.status).where(Run.id == run_id))
+
+
+def event_texts(
+    session: Session, run_id: str, after: int, *, limit: int, upto: int | None = None
+) -> list[tuple[int, str, str]]:
+    """(seq, event_type, message) of up to `limit` of a run's events after seq `after` (and
+    up to `upto`), in order: what a log follower reads, without the rest of each row."""
+    query = select(RunEvent.seq, RunEvent.event_type, RunEvent.message).where(
+        RunEvent.run_id == run_id, RunEvent.seq > after
+    )
+    if upto is not None:
+        query = query.where(RunEvent.seq <= upto)
+    rows = session.execute(query.order_by(RunEvent.seq).limit(limit))
+    return [(seq, event_type, message) for seq, event_type, message in rows]
+
+
 def record_approval(
     session: Session,
     run_id: str,

@@ -98,6 +98,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/maintenance/{window_id}/activate"): P_OPERATOR,
     ("POST", "/api/maintenance/{window_id}/deactivate"): P_OPERATOR,
     ("DELETE", "/api/maintenance/{window_id}"): P_OPERATOR,
+    ("GET", "/api/automations/runs/{run_id}/stream"): P_VIEWER,
     # Runwright's own
     ("POST", "/api/apply"): P_ADMIN,
     ("POST", "/api/tokens"): P_VIEWER,
