@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
-from api.automations import maintenance, schemas
+from api.automations import catalog, maintenance, schemas, service
 from api.automations.sign_in import sign_in
 from api.deps import CurrentUser, OperatorUser, ServicesDep, SessionDep, client_address
+from api.errors import JsonBody, json_request_body
 
 # Paths whose errors take NOBA's shape `{"error": ...}`.
-PATH_PREFIXES = ("/api/login", "/api/maintenance")
+PATH_PREFIXES = ("/api/login", "/api/maintenance", "/api/automations")
 
 router = APIRouter(tags=["Automations"])
 
@@ -79,3 +82,86 @@ def delete_maintenance_window(
     deleted = maintenance.delete_window(session, window_id)
     session.commit()
     return deleted
+
+
+# ---- automations ---------------------------------------------------------------------------
+
+
+@router.get("/api/automations")
+def list_automations(session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
+    """Every automation, oldest first, with its latest run; operators also see its params,
+    whether it is enabled, its autonomy, approvers and webhook token."""
+    return service.list_items(session, user)
+
+
+@router.post(
+    "/api/automations",
+    status_code=201,
+    response_model=schemas.Created,
+    openapi_extra=json_request_body(schemas.AutomationIn),
+)
+def create_automation(
+    body: JsonBody, session: SessionDep, services: ServicesDep, user: OperatorUser
+) -> schemas.Created:
+    """Create an automation (operators; a custom script `command` takes an admin)."""
+    row = catalog.create(session, user, body, service.secret_writer(session, services.box))
+    session.commit()
+    return schemas.Created(id=service.public_id(row))
+
+
+@router.get("/api/automations/runs/{run_id}")
+def get_automation_run(run_id: str, session: SessionDep, _: CurrentUser) -> dict[str, Any]:
+    """A run: its status, epoch-second times, output (up to 256 KB) and what triggered it."""
+    return service.run_document(session, run_id)
+
+
+@router.post("/api/automations/runs/{run_id}/cancel")
+async def cancel_automation_run(
+    run_id: str, services: ServicesDep, user: OperatorUser
+) -> dict[str, str]:
+    """Stop a queued or running run at once: its whole process tree is killed."""
+    return await service.cancel(services, user, run_id)
+
+
+@router.get("/api/automations/{automation_id}")
+def get_automation(automation_id: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """One automation, as listed."""
+    return service.one_item(session, user, automation_id)
+
+
+@router.put(
+    "/api/automations/{automation_id}",
+    response_model=schemas.Updated,
+    openapi_extra=json_request_body(schemas.AutomationIn),
+)
+def update_automation(
+    automation_id: str,
+    body: JsonBody,
+    session: SessionDep,
+    services: ServicesDep,
+    user: OperatorUser,
+) -> schemas.Updated:
+    """Change the fields given; the others stay as they are."""
+    catalog.update(session, user, automation_id, body, service.secret_writer(session, services.box))
+    session.commit()
+    return schemas.Updated()
+
+
+@router.delete("/api/automations/{automation_id}", response_model=schemas.Deleted)
+def delete_automation(automation_id: str, session: SessionDep, _: OperatorUser) -> schemas.Deleted:
+    """Delete an automation; its runs stay readable."""
+    catalog.delete(session, automation_id)
+    session.commit()
+    return schemas.Deleted()
+
+
+@router.post(
+    "/api/automations/{automation_id}/run",
+    response_model=schemas.Started,
+    openapi_extra=json_request_body(schemas.RunRequest),
+)
+async def run_automation(
+    automation_id: str, body: JsonBody, services: ServicesDep, user: OperatorUser
+) -> schemas.Started:
+    """Run the automation now, whatever its schedule, with optional `variables`."""
+    return await service.run_now(services, user, automation_id, body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,3 +59,42 @@ class MaintenanceWindow(BaseModel):
 
 class Deleted(BaseModel):
     status: Literal["deleted"] = "deleted"
+
+
+class Created(BaseModel):
+    id: str
+    status: Literal["created"] = "created"
+
+
+class Updated(BaseModel):
+    status: Literal["updated"] = "updated"
+
+
+class AutomationIn(BaseModel):
+    """`POST /api/automations` (all fields) and `PUT` (any of them): see docs/automations.md
+    for each type's `params`."""
+
+    name: str = Field(max_length=200)
+    type: Literal[
+        "script", "service_control", "service", "agent_command", "webhook", "notification",
+        "workflow", "composite",
+    ]  # fmt: skip
+    params: dict[str, Any] = Field(default_factory=dict)
+    icon: str | None = None
+    schedule: str | None = None
+    enabled: bool = True
+    autonomy: Autonomy = "execute"
+    approvers: list[str] = Field(default_factory=list)
+    description: str | None = None
+    webhook_secret: str | None = None
+
+
+class RunRequest(BaseModel):
+    """`POST /api/automations/{id}/run`: values for the automation's templates."""
+
+    variables: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class Started(BaseModel):
+    run_id: str
+    status: str
