@@ -89,7 +89,7 @@ def merged_spec(
     name = _text(raw, "name", 200, required=creating)
     if name is not None:
         spec["name"] = name.strip()
-    kind = automation_type(raw["type"]) if "type" in raw or creating else spec["type"]
+    kind = automation_type(raw.get("type")) if "type" in raw or creating else spec["type"]
     retyped = kind != spec.get("type")
     spec["type"] = kind
     admin_only = False
