@@ -98,6 +98,14 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/maintenance/{window_id}/activate"): P_OPERATOR,
     ("POST", "/api/maintenance/{window_id}/deactivate"): P_OPERATOR,
     ("DELETE", "/api/maintenance/{window_id}"): P_OPERATOR,
+    ("GET", "/api/automations"): P_VIEWER,
+    ("POST", "/api/automations"): P_OPERATOR,
+    ("GET", "/api/automations/{automation_id}"): P_VIEWER,
+    ("PUT", "/api/automations/{automation_id}"): P_OPERATOR,
+    ("DELETE", "/api/automations/{automation_id}"): P_OPERATOR,
+    ("POST", "/api/automations/{automation_id}/run"): P_OPERATOR,
+    ("GET", "/api/automations/runs/{run_id}"): P_VIEWER,
+    ("POST", "/api/automations/runs/{run_id}/cancel"): P_OPERATOR,
     # Runwright's own
     ("POST", "/api/apply"): P_ADMIN,
     ("POST", "/api/tokens"): P_VIEWER,
@@ -180,6 +188,7 @@ def concrete(path: str) -> str:
         "review_id",
         "token_id",
         "window_id",
+        "automation_id",
     ):
         filled = filled.replace("{" + name + "}", "nothing-here")
     assert "{" not in filled, f"no value for a parameter of {path}"
