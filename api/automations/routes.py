@@ -43,35 +43,35 @@ def list_maintenance_windows(
     return maintenance.list_windows(session)
 
 
-@router.post("/api/maintenance", status_code=201, response_model=schemas.MaintenanceWindow)
+@router.post("/api/maintenance", status_code=201, response_model=schemas.WindowChanged)
 def create_maintenance_window(
     body: schemas.MaintenanceWindowIn, session: SessionDep, user: OperatorUser
-) -> schemas.MaintenanceWindow:
+) -> schemas.WindowChanged:
     """A one-off window (`start` to `end`) or a recurring one (opening at each firing of the
     5-field cron `recurring` for `end - start`); operators and admins."""
     window = maintenance.create_window(session, user, body)
     session.commit()
-    return window
+    return schemas.WindowChanged(**window.model_dump(), status="created")
 
 
-@router.post("/api/maintenance/{window_id}/activate", response_model=schemas.MaintenanceWindow)
+@router.post("/api/maintenance/{window_id}/activate", response_model=schemas.WindowChanged)
 def activate_maintenance_window(
     window_id: str, session: SessionDep, _: OperatorUser
-) -> schemas.MaintenanceWindow:
+) -> schemas.WindowChanged:
     """Open the window now, for its duration."""
     window = maintenance.set_active(session, window_id, True)
     session.commit()
-    return window
+    return schemas.WindowChanged(**window.model_dump(), status="activated")
 
 
-@router.post("/api/maintenance/{window_id}/deactivate", response_model=schemas.MaintenanceWindow)
+@router.post("/api/maintenance/{window_id}/deactivate", response_model=schemas.WindowChanged)
 def deactivate_maintenance_window(
     window_id: str, session: SessionDep, _: OperatorUser
-) -> schemas.MaintenanceWindow:
+) -> schemas.WindowChanged:
     """Close an open window early (409 when it is not open); its next occurrence opens."""
     window = maintenance.set_active(session, window_id, False)
     session.commit()
-    return window
+    return schemas.WindowChanged(**window.model_dump(), status="deactivated")
 
 
 @router.delete("/api/maintenance/{window_id}", response_model=schemas.Deleted)

@@ -57,6 +57,12 @@ class MaintenanceWindow(BaseModel):
     active: bool
 
 
+class WindowChanged(MaintenanceWindow):
+    """A window after a write, with what happened (`created`, `activated`, `deactivated`)."""
+
+    status: Literal["created", "activated", "deactivated"]
+
+
 class Deleted(BaseModel):
     status: Literal["deleted"] = "deleted"
 
