@@ -26,7 +26,7 @@ from api.automations.params import (
     check_schedule,
 )
 from api.errors import ApiError, bad_request, not_found
-from core.secrets import MASK, is_ref
+from core.secrets import MASK, SECRET_REF, is_ref
 from core.statuses import automation_run_status
 from core.store.models import Definition, Run, User, utcnow
 
@@ -169,6 +169,16 @@ def require_admin_for(user: User, admin_only: bool) -> None:
     """A custom command is set by admins only (operators pick library scripts)."""
     if admin_only and user.role != "admin":
         raise ApiError(403, "params.command: only an admin may set a custom command")
+
+
+def check_body(session: Session, user: User, raw: Any) -> None:
+    """What `create` checks, without writing anything (not even the body's secrets)."""
+    try:
+        spec, admin_only = merged_spec(raw, lambda _: {SECRET_REF: "unwritten"})
+    except ParamsError as exc:
+        raise bad_request(str(exc)) from exc
+    require_admin_for(user, admin_only)
+    check_approvers(session, spec)
 
 
 def create(session: Session, user: User, raw: Any, put: PutSecret) -> Definition:
