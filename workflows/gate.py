@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 from workflows.contracts import GateSpec
 
+ADMIN_KEY = "role:admin"
+
 
 def approver_keys(gate: GateSpec) -> set[str]:
     """Every key that may approve through this gate."""

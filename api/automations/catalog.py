@@ -98,7 +98,7 @@ def merged_spec(
         spec["params"] = checked.params
         admin_only = checked.admin_only
     for key, limit in (("icon", 100), ("description", 2000)):
-        value = _text(raw, key, limit)
+        value = _text(raw, key, limit) if raw.get(key) != "" else None
         if value is not None:
             spec[key] = value
     spec.setdefault("icon", ICONS[kind])

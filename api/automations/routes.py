@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 
-from api.automations import catalog, maintenance, schemas, service
+from api.automations import catalog, maintenance, schemas, service, templates, transfer
 from api.automations.sign_in import sign_in
-from api.deps import CurrentUser, OperatorUser, ServicesDep, SessionDep, client_address
+from api.db import write
+from api.deps import (
+    AdminUser,
+    CurrentUser,
+    OperatorUser,
+    ServicesDep,
+    SessionDep,
+    client_address,
+)
 from api.errors import JsonBody, json_request_body
 
 # Paths whose errors take NOBA's shape `{"error": ...}`.
@@ -121,6 +129,76 @@ async def cancel_automation_run(
 ) -> dict[str, str]:
     """Stop a queued or running run at once: its whole process tree is killed."""
     return await service.cancel(services, user, run_id)
+
+
+@router.get("/api/automations/templates")
+def list_templates(_: CurrentUser) -> list[dict[str, Any]]:
+    """The template library: the guide's six, each a script of the script library."""
+    return templates.TEMPLATES
+
+
+@router.post(
+    "/api/automations/templates/{template_id}/apply",
+    status_code=201,
+    response_model=schemas.Created,
+    openapi_extra=json_request_body(schemas.TemplateOverrides),
+)
+def apply_template(
+    template_id: str,
+    body: JsonBody,
+    session: SessionDep,
+    services: ServicesDep,
+    user: OperatorUser,
+) -> schemas.Created:
+    """A new automation from a template, with `name`, `params`, `schedule` overridden."""
+    raw = templates.from_template(template_id, body)
+    row = catalog.create(session, user, raw, service.secret_writer(session, services.box))
+    session.commit()
+    return schemas.Created(id=service.public_id(row))
+
+
+@router.get("/api/automations/export")
+def export_automations(session: SessionDep, _: OperatorUser) -> list[dict[str, Any]]:
+    """Every automation as a JSON array, for a backup or another instance; secrets masked."""
+    return transfer.export_items(session)
+
+
+@router.post(
+    "/api/automations/import",
+    response_model=schemas.Imported,
+    openapi_extra=json_request_body(schemas.AutomationIn),
+)
+async def import_automations(
+    request: Request, services: ServicesDep, user: AdminUser
+) -> schemas.Imported:
+    """Admins: a JSON array from an export (or NOBA's YAML `{automations: [...]}`) becomes new
+    automations with new ids and webhook tokens; invalid items are skipped, each with why."""
+    items = transfer.parse_items(await request.body(), request.headers.get("content-type", ""))
+    answer = await write(services.sessions, service.import_all, services.box, user, items)
+    return schemas.Imported(**answer)
+
+
+@router.post("/api/automations/webhook/{token}", response_model=schemas.Started)
+async def webhook(
+    token: str,
+    request: Request,
+    services: ServicesDep,
+    signature: Annotated[str | None, Header(alias="X-Hub-Signature-256")] = None,
+) -> schemas.Started:
+    """No authentication: the token in the URL is the secret (and, when the automation has
+    a `webhook_secret`, the body's HMAC in `X-Hub-Signature-256`). The JSON body reaches the
+    automation as `.payload` in templates and `NOBA_PAYLOAD` in scripts."""
+    return await service.run_webhook(services, token, await request.body(), signature)
+
+
+@router.post("/api/automations/{automation_id}/webhook-token")
+def regenerate_webhook_token(
+    automation_id: str, session: SessionDep, _: OperatorUser
+) -> dict[str, str]:
+    """A new webhook token; the old URL stops working at once."""
+    answer = service.new_token(session, automation_id)
+    session.commit()
+    return answer
 
 
 @router.get("/api/automations/{automation_id}")

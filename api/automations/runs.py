@@ -9,6 +9,7 @@ spliced into a command line; webhook and notification fields may use them as tem
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from collections.abc import Mapping
@@ -25,13 +26,16 @@ from api.automations.ids import (
     run_engine_id,
     run_public_id,
 )
+from api.automations.maintenance import open_windows
 from api.errors import ApiError, bad_request, not_found
 from api.launch import LaunchRequest
+from core.maintenance import Autonomy, effective_autonomy
 from core.script_library import SCRIPTS
 from core.secrets import SECRET_REF, refs_in
 from core.statuses import automation_run_status
-from core.store.models import Definition, Run, RunEvent, User
-from workflows.contracts import ActionSpec
+from core.store.models import Definition, Run, RunEvent, User, utcnow
+from workflows.contracts import ActionSpec, GateSpec
+from workflows.gate import ADMIN_KEY
 
 # Every automation run shares one pool of slots, whatever account or user started it.
 SLOT_KEY = "automations"
@@ -40,6 +44,7 @@ OUTPUT_EVENTS = ("stdout", "stderr")
 MAX_DEPTH = 5  # workflows of workflows: deep enough for real use, never a cycle
 MAX_PAYLOAD = 64 * 1024
 TRUNCATED_MARK = "\n[output truncated at 256 KB]\n"
+APPROVAL_TIMEOUT_SECONDS = 3600.0  # NOBA's timeout_minutes default
 
 
 @dataclass(frozen=True)
@@ -92,19 +97,12 @@ def _ssh(session: Session, host: str, where: str) -> dict[str, Any]:
 
 
 def _approval_action(session: Session, step: Mapping[str, Any], index: int) -> ActionSpec:
-    from workflows.gate import ADMIN_KEY
-
-    people = [ADMIN_KEY]
-    for name in step["approvers"]:
-        user = session.scalar(select(User).where(User.email == name))
-        if user is not None:
-            people.append(f"person:{user.id}")
     return ActionSpec(
         name=f"approval {index + 1}",
         kind="approval",
         spec={
             "message": step["message"],
-            "approvers": people,
+            "approvers": approver_people(session, list(step["approvers"])),
             "rule": "any",
             "timeout_seconds": step["timeout_minutes"] * 60.0,
             "on_timeout": step["on_timeout"],
@@ -225,19 +223,81 @@ def launch_request(
     )
 
 
-def check_runnable(row: Definition) -> None:
-    """A disabled automation is refused with 409 and the reason."""
+def subjects_of(row: Definition) -> list[str]:
+    """What a maintenance window's scope may name to cover this automation: its id and the
+    host it acts on."""
+    params = row.spec.get("params") or {}
+    return [automation_public_id(row.id), *([params["host"]] if params.get("host") else [])]
+
+
+def autonomy_now(session: Session, row: Definition) -> Autonomy:
+    """The automation's autonomy for a trigger now, after the open maintenance windows."""
+    own = str(row.spec.get("autonomy", "execute"))
+    return effective_autonomy(own, subjects_of(row), open_windows(session, utcnow()))
+
+
+def refusal(row: Definition, autonomy: Autonomy) -> str | None:
+    """Why a trigger of `row` is refused (409), or None when it may run."""
+    public_id = automation_public_id(row.id)
     if not row.spec.get("enabled", True):
-        raise ApiError(409, f"automation {automation_public_id(row.id)} is disabled")
-    if row.spec.get("autonomy") == "disabled":
-        raise ApiError(409, f"automation {automation_public_id(row.id)} has autonomy disabled")
+        return f"automation {public_id} is disabled"
+    if autonomy.level != "disabled":
+        return None
+    window = autonomy.window
+    if window is not None:
+        return (
+            f"automation {public_id} is blocked by maintenance window {window.name!r} ({window.id})"
+        )
+    return f"automation {public_id} has autonomy disabled"
 
 
 def prepare_run(session: Session, public_id: str, trigger: Trigger, max_runs: int) -> LaunchRequest:
     """Check that automation `public_id` may run now and build its run."""
-    row = automation_or_404(session, public_id)
-    check_runnable(row)
-    return launch_request(session, row, trigger, max_runs)
+    return prepare_row_run(session, automation_or_404(session, public_id), trigger, max_runs)
+
+
+def prepare_row_run(
+    session: Session, row: Definition, trigger: Trigger, max_runs: int
+) -> LaunchRequest:
+    """Check that automation `row` may run now and build its run, held for approval when its
+    autonomy (or an open window) says `approve`."""
+    autonomy = autonomy_now(session, row)
+    reason = refusal(row, autonomy)
+    if reason is not None:
+        raise ApiError(409, reason)
+    request = launch_request(session, row, trigger, max_runs)
+    held_by = autonomy.window.id if autonomy.window is not None else None
+    return dataclasses.replace(
+        request,
+        gate=start_gate(session, row, autonomy) if autonomy.level == "approve" else None,
+        parameters={**request.parameters, "autonomy": autonomy.level, "window": held_by},
+    )
+
+
+def approver_people(session: Session, usernames: list[str]) -> list[str]:
+    """Gate keys of the named approvers, and of any admin (NOBA: "or an admin")."""
+    people = [ADMIN_KEY]
+    for name in usernames:
+        user = session.scalar(select(User).where(User.email == name))
+        if user is not None:
+            people.append(f"person:{user.id}")
+    return people
+
+
+def start_gate(session: Session, row: Definition, autonomy: Autonomy) -> GateSpec:
+    """What a trigger of an `approve` automation waits for: its approvers or an admin, for an
+    hour, rejected when nobody decided."""
+    message = f"Run {row.spec['name']} ({automation_public_id(row.id)})?"
+    if autonomy.window is not None:
+        message += f" Held by maintenance window {autonomy.window.name!r} ({autonomy.window.id})."
+    return GateSpec(
+        rule="any",
+        people=approver_people(session, list(row.spec.get("approvers") or [])),
+        teams=[],
+        timeout_seconds=APPROVAL_TIMEOUT_SECONDS,
+        message=message,
+        on_timeout="reject",
+    )
 
 
 def automation_run(session: Session, public_id: str) -> Run:
@@ -282,5 +342,7 @@ def run_view(session: Session, run: Run) -> dict[str, Any]:
         "trigger": params.get("trigger"),
         "triggered_by": params.get("triggered_by"),
         "variables": params.get("variables") or {},
+        "autonomy": params.get("autonomy"),
+        "window": params.get("window"),
         "created": epoch(run.created_at),
     }

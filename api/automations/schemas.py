@@ -104,3 +104,19 @@ class RunRequest(BaseModel):
 class Started(BaseModel):
     run_id: str
     status: str
+
+
+class TemplateOverrides(BaseModel):
+    """`POST /api/automations/templates/{id}/apply`: any automation field, over the template's."""
+
+    name: str | None = None
+    params: dict[str, Any] | None = None
+    schedule: str | None = None
+
+
+class Imported(BaseModel):
+    """How many items became automations, how many were skipped, and why each was."""
+
+    imported: int
+    skipped: int
+    errors: list[dict[str, Any]]

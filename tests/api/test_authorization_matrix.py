@@ -106,6 +106,12 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/automations/{automation_id}/run"): P_OPERATOR,
     ("GET", "/api/automations/runs/{run_id}"): P_VIEWER,
     ("POST", "/api/automations/runs/{run_id}/cancel"): P_OPERATOR,
+    ("GET", "/api/automations/templates"): P_VIEWER,
+    ("POST", "/api/automations/templates/{template_id}/apply"): P_OPERATOR,
+    ("GET", "/api/automations/export"): P_OPERATOR,
+    ("POST", "/api/automations/import"): P_ADMIN,
+    ("POST", "/api/automations/webhook/{token}"): PUBLIC,
+    ("POST", "/api/automations/{automation_id}/webhook-token"): P_OPERATOR,
     # Runwright's own
     ("POST", "/api/apply"): P_ADMIN,
     ("POST", "/api/tokens"): P_VIEWER,
@@ -189,6 +195,8 @@ def concrete(path: str) -> str:
         "token_id",
         "window_id",
         "automation_id",
+        "template_id",
+        "token",
     ):
         filled = filled.replace("{" + name + "}", "nothing-here")
     assert "{" not in filled, f"no value for a parameter of {path}"
