@@ -4,6 +4,8 @@ control, webhooks; statuses as NOBA names them, timeouts, cancel, and the run-sl
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +34,11 @@ OPERATOR = basic("op@corp.test", "pw-op")
 TERMINAL = {"done", "failed", "timeout", "cancelled"}
 
 pytestmark = pytest.mark.slow
+# Prints the `ref` of the webhook's JSON body, which the script gets as NOBA_PAYLOAD.
+PRINT_REF = (
+    "python3 -c 'import json, os; "
+    """print("ref=" + json.loads(os.environ["NOBA_PAYLOAD"])["ref"])'"""
+)
 
 
 @pytest.fixture
@@ -236,3 +244,85 @@ async def test_a_webhook_posts_with_its_sealed_headers_and_templates(
     assert hit["path"] == "/hook" and hit["headers"]["Authorization"] == "Bearer tok-123456"
     assert json.loads(hit["body"]) == {"who": "ops"}
     assert "tok-123456" not in json.dumps(doc)
+
+
+async def test_webhooks_run_with_their_payload_and_check_signatures(noba: Stack) -> None:
+    auto_id = await create(
+        noba,
+        {"name": "Deploy hook", "type": "script",
+         "params": {"command": PRINT_REF}},
+    )  # fmt: skip
+    item = (await noba.api.get(f"/api/automations/{auto_id}", headers=OPERATOR)).json()
+    url = f"/api/automations/webhook/{item['webhook_token']}"
+    body = json.dumps({"ref": "refs/heads/main"}).encode()
+    answer = await noba.api.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    doc = await wait_for(noba, answer.json()["run_id"])
+    assert doc["status"] == "done", doc
+    assert doc["output"] == "ref=refs/heads/main\n"
+    assert doc["trigger"] == "webhook" and doc["triggered_by"] == ADMIN[0]
+
+    unknown = await noba.api.post("/api/automations/webhook/" + "0" * 64, json={})
+    assert unknown.status_code == 404 and set(unknown.json()) == {"error"}
+
+    # With a secret, only a body signed with it runs.
+    secret = "hook-signing-secret"
+    await noba.api.put(
+        f"/api/automations/{auto_id}", json={"webhook_secret": secret}, headers=OPERATOR
+    )
+    runs_before = await count_runs(noba)
+    for signature in (None, "sha256=" + "0" * 64):
+        headers = {"Content-Type": "application/json"}
+        if signature:
+            headers["X-Hub-Signature-256"] = signature
+        refused = await noba.api.post(url, content=body, headers=headers)
+        assert refused.status_code == 401 and "X-Hub-Signature-256" in refused.json()["error"]
+    assert await count_runs(noba) == runs_before
+    good = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    signed = await noba.api.post(
+        url, content=body, headers={"Content-Type": "application/json", "X-Hub-Signature-256": good}
+    )
+    assert signed.status_code == 200, signed.text
+
+    # A new token retires the old URL at once.
+    fresh = await noba.api.post(f"/api/automations/{auto_id}/webhook-token", headers=OPERATOR)
+    assert fresh.status_code == 200 and fresh.json()["webhook_token"] != item["webhook_token"]
+    old = await noba.api.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert old.status_code == 404
+    await wait_for(noba, signed.json()["run_id"])
+
+
+async def count_runs(stack: Stack) -> int:
+    with stack.sessions() as session:
+        return len(session.scalars(select(Run.id)).all())
+
+
+async def test_disabled_automations_and_windows_refuse_with_the_reason(noba: Stack) -> None:
+    auto_id = await create(
+        noba, {"name": "x", "type": "script", "params": {"command": "true"}, "enabled": False}
+    )
+    refused = await noba.api.post(f"/api/automations/{auto_id}/run", headers=OPERATOR)
+    assert refused.status_code == 409 and "disabled" in refused.json()["error"]
+    await noba.api.put(f"/api/automations/{auto_id}", json={"enabled": True}, headers=OPERATOR)
+    now = datetime.now(UTC)
+    window = await noba.api.post(
+        "/api/maintenance",
+        json={"name": "Patch night", "start": (now - timedelta(minutes=5)).isoformat(),
+              "end": (now + timedelta(hours=1)).isoformat(), "scope": [auto_id],
+              "autonomy_override": "disabled"},
+        headers=OPERATOR,
+    )  # fmt: skip
+    assert window.status_code == 201, window.text
+    blocked = await noba.api.post(f"/api/automations/{auto_id}/run", headers=OPERATOR)
+    assert blocked.status_code == 409
+    reason = blocked.json()["error"]
+    assert "Patch night" in reason and window.json()["id"] in reason
+    item = (await noba.api.get(f"/api/automations/{auto_id}", headers=OPERATOR)).json()
+    token = item["webhook_token"]
+    by_hook = await noba.api.post(f"/api/automations/webhook/{token}", json={})
+    assert by_hook.status_code == 409 and "Patch night" in by_hook.json()["error"]
+    assert await count_runs(noba) == 0
+    await noba.api.post(f"/api/maintenance/{window.json()['id']}/deactivate", headers=OPERATOR)
+    ran = await noba.api.post(f"/api/automations/{auto_id}/run", headers=OPERATOR)
+    assert ran.status_code == 200, ran.text
+    await wait_for(noba, ran.json()["run_id"])
