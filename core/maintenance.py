@@ -7,6 +7,7 @@ it at once for that long; deactivating closes it until the occurrence open now w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -67,3 +68,38 @@ def deactivated(window: WindowTimes, now: datetime) -> tuple[bool, datetime]:
     if opened is not None:
         ends.append(opened + window.duration)
     return False, max(ends)
+
+
+# From the most to the least restrictive: where open windows disagree, the strictest wins.
+AUTONOMY_ORDER = ("disabled", "approve", "notify", "execute")
+
+
+@dataclass(frozen=True)
+class OpenWindow:
+    """A window open now, as far as autonomy goes."""
+
+    id: str
+    name: str
+    scope: tuple[str, ...]  # automation and host ids; empty: everything
+    autonomy_override: str
+
+
+@dataclass(frozen=True)
+class Autonomy:
+    """How a trigger is handled, and the window that decided it (None: the automation did)."""
+
+    level: str
+    window: OpenWindow | None = None
+
+
+def effective_autonomy(
+    own: str, subjects: Iterable[str], windows: Iterable[OpenWindow]
+) -> Autonomy:
+    """The autonomy of a trigger of something known by `subjects` (an automation's id, the
+    hosts it acts on): an open window in scope replaces the automation's own level."""
+    names = set(subjects)
+    applying = [w for w in windows if not w.scope or names & set(w.scope)]
+    if not applying:
+        return Autonomy(own)
+    strictest = min(applying, key=lambda w: AUTONOMY_ORDER.index(w.autonomy_override))
+    return Autonomy(strictest.autonomy_override, strictest)

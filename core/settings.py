@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # An exec's output is cut here (at a UTF-8 boundary); it travels in the run's history.
     runbooks_output_cap_bytes: int = Field(default=1024 * 1024, ge=1, le=1536 * 1024)
 
+    # Automations: at most this many runs execute at once, the others wait as `queued`.
+    automation_max_runs: int = Field(default=3, ge=1, le=1000)
+
     # Sign-in: this many failures from one client for one user within the window lock that
     # pair out (429) for the lockout; tokens expire after token_ttl_days (the longest allowed).
     login_failures_allowed: int = Field(default=5, ge=1)

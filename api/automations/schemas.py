@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,5 +57,66 @@ class MaintenanceWindow(BaseModel):
     active: bool
 
 
+class WindowChanged(MaintenanceWindow):
+    """A window after a write, with what happened (`created`, `activated`, `deactivated`)."""
+
+    status: Literal["created", "activated", "deactivated"]
+
+
 class Deleted(BaseModel):
     status: Literal["deleted"] = "deleted"
+
+
+class Created(BaseModel):
+    id: str
+    status: Literal["created"] = "created"
+
+
+class Updated(BaseModel):
+    status: Literal["updated"] = "updated"
+
+
+class AutomationIn(BaseModel):
+    """`POST /api/automations` (all fields) and `PUT` (any of them): see docs/automations.md
+    for each type's `params`."""
+
+    name: str = Field(max_length=200)
+    type: Literal[
+        "script", "service_control", "service", "agent_command", "webhook", "notification",
+        "workflow", "composite",
+    ]  # fmt: skip
+    params: dict[str, Any] = Field(default_factory=dict)
+    icon: str | None = None
+    schedule: str | None = None
+    enabled: bool = True
+    autonomy: Autonomy = "execute"
+    approvers: list[str] = Field(default_factory=list)
+    description: str | None = None
+    webhook_secret: str | None = None
+
+
+class RunRequest(BaseModel):
+    """`POST /api/automations/{id}/run`: values for the automation's templates."""
+
+    variables: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class Started(BaseModel):
+    run_id: str
+    status: str
+
+
+class TemplateOverrides(BaseModel):
+    """`POST /api/automations/templates/{id}/apply`: any automation field, over the template's."""
+
+    name: str | None = None
+    params: dict[str, Any] | None = None
+    schedule: str | None = None
+
+
+class Imported(BaseModel):
+    """How many items became automations, how many were skipped, and why each was."""
+
+    imported: int
+    skipped: int
+    errors: list[dict[str, Any]]

@@ -99,6 +99,20 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/maintenance/{window_id}/deactivate"): P_OPERATOR,
     ("DELETE", "/api/maintenance/{window_id}"): P_OPERATOR,
     ("GET", "/api/automations/runs/{run_id}/stream"): P_VIEWER,
+    ("GET", "/api/automations"): P_VIEWER,
+    ("POST", "/api/automations"): P_OPERATOR,
+    ("GET", "/api/automations/{automation_id}"): P_VIEWER,
+    ("PUT", "/api/automations/{automation_id}"): P_OPERATOR,
+    ("DELETE", "/api/automations/{automation_id}"): P_OPERATOR,
+    ("POST", "/api/automations/{automation_id}/run"): P_OPERATOR,
+    ("GET", "/api/automations/runs/{run_id}"): P_VIEWER,
+    ("POST", "/api/automations/runs/{run_id}/cancel"): P_OPERATOR,
+    ("GET", "/api/automations/templates"): P_VIEWER,
+    ("POST", "/api/automations/templates/{template_id}/apply"): P_OPERATOR,
+    ("GET", "/api/automations/export"): P_OPERATOR,
+    ("POST", "/api/automations/import"): P_ADMIN,
+    ("POST", "/api/automations/webhook/{token}"): PUBLIC,
+    ("POST", "/api/automations/{automation_id}/webhook-token"): P_OPERATOR,
     # Runwright's own
     ("POST", "/api/apply"): P_ADMIN,
     ("POST", "/api/tokens"): P_VIEWER,
@@ -181,6 +195,9 @@ def concrete(path: str) -> str:
         "review_id",
         "token_id",
         "window_id",
+        "automation_id",
+        "template_id",
+        "token",
     ):
         filled = filled.replace("{" + name + "}", "nothing-here")
     assert "{" not in filled, f"no value for a parameter of {path}"

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.cron import CronError, parse_cron
-from core.maintenance import WindowTimes, activated, deactivated, is_open
+from core.maintenance import (
+    OpenWindow,
+    WindowTimes,
+    activated,
+    deactivated,
+    effective_autonomy,
+    is_open,
+)
 
 
 def at(text: str) -> datetime:
@@ -102,3 +109,29 @@ def test_deactivating_a_scheduled_occurrence_lasts_until_it_would_have_ended() -
     sunday = at("2026-03-29T03:20")
     off, until = deactivated(WEEKLY, sunday)
     assert (off, until) == (False, at("2026-03-29T04:00"))
+
+
+def window(id_: str, override: str, *scope: str) -> OpenWindow:
+    return OpenWindow(id=id_, name=id_, scope=scope, autonomy_override=override)
+
+
+@pytest.mark.parametrize(
+    ("own", "windows", "level", "decided_by"),
+    [
+        ("execute", [], "execute", None),
+        ("approve", [], "approve", None),
+        ("execute", [window("w1", "disabled")], "disabled", "w1"),  # empty scope: everything
+        ("approve", [window("w1", "execute")], "execute", "w1"),  # a window may relax
+        ("execute", [window("w1", "disabled", "auto_other")], "execute", None),
+        ("execute", [window("w1", "approve", "auto_me")], "approve", "w1"),
+        ("execute", [window("w1", "approve", "nas")], "approve", "w1"),  # a host in scope
+        ("execute", [window("w1", "notify"), window("w2", "disabled", "nas")], "disabled", "w2"),
+        ("disabled", [window("w1", "execute"), window("w2", "notify")], "notify", "w2"),
+    ],
+)
+def test_the_strictest_open_window_in_scope_decides(
+    own: str, windows: list[OpenWindow], level: str, decided_by: str | None
+) -> None:
+    decided = effective_autonomy(own, ["auto_me", "nas"], windows)
+    assert decided.level == level
+    assert (decided.window.id if decided.window else None) == decided_by

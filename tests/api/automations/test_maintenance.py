@@ -56,7 +56,7 @@ async def test_a_one_off_window_is_created_and_listed_as_active_while_it_lasts(
     created = await create(stack, body)
     assert created.status_code == 201, created.text
     window = created.json()
-    assert window["id"].startswith("mw_")
+    assert window["id"].startswith("mw_") and window["status"] == "created"
     assert window["start"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")  # the +02:00 read as such
     assert window["active"] is True and window["recurring"] is None
     assert window["scope"] == ["auto_a", "agent_b"] and window["autonomy_override"] == "approve"
@@ -80,9 +80,11 @@ async def test_activate_and_deactivate(stack: Stack) -> None:
     window_id = (await create(stack, body)).json()["id"]
     on = await stack.api.post(f"/api/maintenance/{window_id}/activate", headers=ADMIN_AUTH)
     assert on.status_code == 200 and on.json()["active"] is True, on.text
+    assert on.json()["status"] == "activated"
     assert (await listed(stack))[window_id]["active"] is True
     off = await stack.api.post(f"/api/maintenance/{window_id}/deactivate", headers=ADMIN_AUTH)
     assert off.status_code == 200 and off.json()["active"] is False, off.text
+    assert off.json()["status"] == "deactivated"
     again = await stack.api.post(f"/api/maintenance/{window_id}/deactivate", headers=ADMIN_AUTH)
     assert again.status_code == 409, again.text
     assert set(again.json()) == {"error"}
