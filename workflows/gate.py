@@ -76,8 +76,6 @@ def record_fields(record: GateRecord) -> dict[str, Any]:
         "comment": record.comment,
     }
 
-ADMIN_KEY = "role:admin"
-
 
 def approver_keys(gate: GateSpec) -> set[str]:
     """Every key that may approve through this gate."""

@@ -50,7 +50,10 @@ def create_window(
     session: Session, user: User, body: schemas.MaintenanceWindowIn
 ) -> schemas.MaintenanceWindow:
     """A new window; 400 naming the field when its times or cron make no sense."""
-    start, end = as_utc(body.start), as_utc(body.end)
+    try:
+        start, end = as_utc(body.start), as_utc(body.end)
+    except OverflowError as exc:  # year 1 or 9999 with an offset leaves datetime's range
+        raise bad_request("start, end: outside the years datetimes can hold") from exc
     if end <= start:
         raise bad_request("end: must be after start")
     recurring = body.recurring.strip() if body.recurring and body.recurring.strip() else None

@@ -138,3 +138,10 @@ async def test_viewers_read_and_only_operators_write(stack: Stack) -> None:
     refused = await stack.api.post("/api/maintenance", json=body, headers=viewer)
     assert refused.status_code == 403 and set(refused.json()) == {"error"}
     assert rows(stack) == 0
+
+
+async def test_times_at_the_edge_of_the_calendar_are_400(stack: Stack) -> None:
+    """Year 1 with a positive offset is before any UTC time a datetime can hold."""
+    body = {"name": "0", "start": "2000-01-02T02:00:00+01:00", "end": "0001-01-01T00:00:00+00:01"}
+    response = await create(stack, body)
+    assert response.status_code == 400 and set(response.json()) == {"error"}, response.text
