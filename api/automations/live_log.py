@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from api.automations.catalog import DIALECT
 from api.automations.ids import run_engine_id
 from api.db import read
 from api.deps import QueryTokenUser, ServicesDep
@@ -24,7 +25,6 @@ from api.run_stream import LogLine, RunEnded
 from core.statuses import automation_run_status
 from core.store.runs import get_run
 
-DIALECT = "automations"
 # Seconds between keep-alive comments; NOBA's interval (tests shorten it).
 PING_SECONDS = 15.0
 LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a line in an event stream
