@@ -423,4 +423,5 @@ def test_cancel_wins_over_a_pending_stop(tmp_path: Path) -> None:
         stop_requested=stop_requested,
     )
     assert outcome.status == "canceled"
-    assert time.monotonic() - stop_asked[0] < 6
+    # Well short of the task's 30 s, with room for a loaded machine: the task did not finish.
+    assert time.monotonic() - stop_asked[0] < 20
