@@ -324,9 +324,11 @@ def _ssh_banner(host: str, port: int) -> bool:
         return False
 
 
-def _sshd_config(base: Path, port: int, user: str) -> str:
+def _sshd_config(base: Path, port: int, user: str, path: str | None = None) -> str:
     return "\n".join(
         [
+            # SetEnv overrides sshd's compiled-in PATH for every session (OpenSSH 8.7+).
+            *([f"SetEnv PATH={path}"] if path else []),
             "ListenAddress 127.0.0.1",
             f"Port {port}",
             f"HostKey {base / 'host_ed25519'}",
@@ -356,11 +358,12 @@ def _sshd_config(base: Path, port: int, user: str) -> str:
 
 
 @contextmanager
-def sshd_server(timeout: float = 20.0) -> Iterator[SshServer]:
+def sshd_server(timeout: float = 20.0, *, path: str | None = None) -> Iterator[SshServer]:
     """Run /usr/sbin/sshd on a free 127.0.0.1 port with fresh keys; stop it afterwards.
 
     As root (CI) the login user is root; otherwise the current user, which is the only one an
-    unprivileged sshd can log in. Keys live in a temp dir that is deleted at the end.
+    unprivileged sshd can log in. Keys live in a temp dir that is deleted at the end. `path`,
+    when given, is the PATH of the remote sessions: a host with programs of the test's own.
     """
     if not os.access(SSHD, os.X_OK) or shutil.which("ssh-keygen") is None:
         raise ServerUnavailable(
@@ -383,7 +386,7 @@ def sshd_server(timeout: float = 20.0) -> Iterator[SshServer]:
         (base / "authorized_keys").write_text(f'from="127.0.0.1" {public_key}\n')
         port = free_port()
         config = base / "sshd_config"
-        config.write_text(_sshd_config(base, port, user))
+        config.write_text(_sshd_config(base, port, user, path))
         known_hosts = base / "known_hosts"
         known_hosts.write_text(f"[127.0.0.1]:{port} {' '.join(host_key.split()[:2])}\n")
         log_path = base / "sshd.log"

@@ -223,17 +223,27 @@ def launch_request(
     )
 
 
-def subjects_of(row: Definition) -> list[str]:
-    """What a maintenance window's scope may name to cover this automation: its id and the
-    host it acts on."""
+def subjects_of(session: Session, row: Definition, depth: int = 0) -> list[str]:
+    """What a maintenance window's scope may name to cover this automation: its id, the host
+    it acts on, and those of its steps (a step runs its automation's actions on its host)."""
     params = row.spec.get("params") or {}
-    return [automation_public_id(row.id), *([params["host"]] if params.get("host") else [])]
+    subjects = [automation_public_id(row.id), *([params["host"]] if params.get("host") else [])]
+    if depth >= MAX_DEPTH:
+        return subjects  # too deep to run at all: actions_of says so
+    for step in params.get("steps") or params.get("automations") or []:
+        if isinstance(step, str):
+            engine_id = automation_engine_id(step)
+            child = session.get(Definition, engine_id) if engine_id else None
+            # A missing step is actions_of's 400 to report, not a subject.
+            if child is not None and child.dialect == DIALECT and child.deleted_at is None:
+                subjects += subjects_of(session, child, depth + 1)
+    return subjects
 
 
 def autonomy_now(session: Session, row: Definition) -> Autonomy:
     """The automation's autonomy for a trigger now, after the open maintenance windows."""
     own = str(row.spec.get("autonomy", "execute"))
-    return effective_autonomy(own, subjects_of(row), open_windows(session, utcnow()))
+    return effective_autonomy(own, subjects_of(session, row), open_windows(session, utcnow()))
 
 
 def refusal(row: Definition, autonomy: Autonomy) -> str | None:
