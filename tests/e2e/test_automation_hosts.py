@@ -386,3 +386,34 @@ async def test_a_window_scoped_to_the_host_refuses_its_automations(
     doc = await wait_for(noba, (await start(noba, flow))["run_id"])
     assert doc["status"] == "done", doc
     assert marker.exists()
+
+
+async def test_agent_command_timeout_and_cancel(noba: Stack, sshd: SshServer) -> None:
+    """A remote command past its timeout ends `timeout`; a cancelled one ends `cancelled`;
+    both within seconds, the remote program's later lines never printed."""
+    await apply_host(noba, sshd)
+    slow = await create(
+        noba,
+        {"name": "Slow", "type": "agent_command",
+         "params": {"host": "box", "command": "echo started; sleep 30; echo never",
+                    "timeout": 2}},
+        OPERATOR,
+    )  # fmt: skip
+    long = await create(
+        noba,
+        {"name": "Long", "type": "agent_command",
+         "params": {"host": "box", "command": "echo started; sleep 60; echo never"}},
+        OPERATOR,
+    )  # fmt: skip
+    timed = (await start(noba, slow))["run_id"]
+    cancelled = (await start(noba, long))["run_id"]
+    doc = await wait_for(noba, timed)
+    assert doc["status"] == "timeout", doc
+    assert doc["output"] == "started\n"
+    assert doc["finished"] - doc["started"] < 15
+    await wait_for(noba, cancelled, {"running"})
+    response = await noba.api.post(f"/api/automations/runs/{cancelled}/cancel", headers=OPERATOR)
+    assert response.status_code == 200, response.text
+    doc = await wait_for(noba, cancelled)
+    assert doc["status"] == "cancelled", doc
+    assert "never" not in doc["output"]
