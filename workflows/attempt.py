@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         CHECKOUT_REPOSITORY,
         CLEANUP_RUN,
         EXECUTE_ACTION,
+        OUTCOME_KEY,
         UPLOAD_ARTIFACTS,
         ActionResult,
         ActionSpec,
@@ -99,12 +100,22 @@ async def checkout(inp: RunInput, index: int, action: ActionSpec, queue: str) ->
 
 
 async def run_action(
-    inp: RunInput, index: int, action: ActionSpec, queue: str, workdir: str | None
+    inp: RunInput,
+    index: int,
+    action: ActionSpec,
+    queue: str,
+    workdir: str | None,
+    *,
+    outcome: str | None = None,
 ) -> Attempted:
     """Execute the action (and upload its artifacts) on the attempt's worker.
 
-    The run's last action also removes the run's files, so no extra activity is needed.
+    The run's last action also removes the run's files, so no extra activity is needed. A
+    final action's templates also see `outcome`, the run's status so far.
     """
+    template_env = inp.template_env
+    if outcome is not None:
+        template_env = {**template_env, OUTCOME_KEY: outcome}
     last = index == len(inp.actions) - 1
     timeout = action.timeout_seconds or DEFAULT_ACTION_TIMEOUT
     try:
@@ -114,7 +125,7 @@ async def run_action(
                 run_id=inp.run_id,
                 index=index,
                 action=action,
-                template_env=inp.template_env,
+                template_env=template_env,
                 workdir=workdir,
                 secret_refs=inp.secret_refs,
                 cleanup=last and not action.artifacts,

@@ -15,8 +15,18 @@ def normalize_condition(text: str | None) -> str:
     return value
 
 
-def should_run(condition: str, any_failed: bool) -> bool:
-    """Whether an action with this filter runs after earlier actions did (or did not) fail."""
+def should_run(
+    condition: str, any_failed: bool, *, halted: bool = False, final: bool = False
+) -> bool:
+    """Whether an action with this filter runs after earlier actions did (or did not) fail.
+
+    A halted run (stopped, killed, ended at a gate) runs only its final actions, for which
+    the halt counts as a failure.
+    """
+    if halted:
+        if not final:
+            return False
+        any_failed = True
     if condition == "always()":
         return True
     if condition == "skip()":

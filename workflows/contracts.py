@@ -22,6 +22,8 @@ RUN_WORKFLOW = "Run"
 DECIDE_UPDATE = "decide"
 CONTROL_UPDATE = "control"
 STATE_QUERY = "state"
+# The template key a final action reads the run's status so far from (`{{ .outcome }}`).
+OUTCOME_KEY = "outcome"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class ActionSpec:
     # Whether the engine renders the spec's strings as Go templates before executing it. False
     # for values that are final already or another tool's templates (ansible's Jinja).
     templated: bool = True
+    # Runs even after a stop, a kill or a refused gate (its `condition` counting those as a
+    # failure): a report on the run, such as a notification. Its templates also see
+    # `.outcome`, the run's status so far, which its own result does not change.
+    final: bool = False
 
 
 @dataclass(frozen=True)

@@ -336,27 +336,32 @@ class RunWorkflow:
         any_failed = False
         init_error: str | None = None
         ending: tuple[RunStatus, str] | None = None  # a gate that ended the run
+        # The outcome the last final action was told: the run ends with it, whatever that
+        # action's own result or a stop that came while it ran.
+        settled: tuple[RunStatus, str | None] | None = None
         queue: str | None = None
         losses = 0
         index = 0
-        while index < len(inp.actions) and self._control is None:
+        while index < len(inp.actions):
             action = inp.actions[index]
-            if not should_run(action.condition, any_failed):
+            halted = self._control is not None or ending is not None
+            if halted and not any(a.final for a in inp.actions[index:]):
+                break  # the rest is recorded skipped below
+            runs = should_run(action.condition, any_failed, halted=halted, final=action.final)
+            if not runs or (halted and action.kind == APPROVAL_KIND):
                 await self._record_action(index, action, ActionStatus.SKIPPED)
                 index += 1
                 continue
-            if action.delay_seconds > 0:
+            if action.delay_seconds > 0 and not halted:
                 await self._record_action(index, action, ActionStatus.SLEEPING)
                 await self._set_status(RunStatus.SLEEPING)
                 if await self._interrupted_within(action.delay_seconds):
-                    break
+                    continue  # halted now: only final actions still run
             if action.kind == APPROVAL_KIND:
                 # The workflow itself waits here: no worker is reserved for a gate.
                 ending = await self._pass_approval(index, action)
                 index += 1
-                if ending is not None:
-                    break  # a refused gate stops the rest, whatever their filters
-                continue
+                continue  # a refused gate stops the rest, whatever their filters
             if queue is None:
                 # Local: the worker running this workflow task takes the attempt, with no
                 # server round trip for the reservation.
@@ -365,8 +370,11 @@ class RunWorkflow:
                     start_to_close_timeout=timedelta(seconds=10),
                     result_type=str,
                 )
+            outcome = self._outcome(any_failed, init_error, ending) if action.final else None
             try:
-                result = await self._run_action(inp, index, action, queue)
+                result = await self._run_action(
+                    inp, index, action, queue, outcome=str(outcome[0]) if outcome else None
+                )
             except attempt.WorkerLost:
                 losses += 1
                 queue = None
@@ -376,10 +384,12 @@ class RunWorkflow:
                     status=ActionStatus.FAILED, error=f"worker lost {losses} times; giving up"
                 )
             except attempt.CheckoutFailed as failed:
-                if init_error is None and not self._any_completed():
+                if init_error is None and not self._any_completed() and not action.final:
                     init_error = f"checkout failed: {failed}"
                 result = ActionResult(status=ActionStatus.FAILED, error=str(failed))
-            any_failed = any_failed or result.status == ActionStatus.FAILED
+            if outcome is None:
+                any_failed = any_failed or result.status == ActionStatus.FAILED
+            settled = outcome
             for host in result.data.get("failedHosts") or []:
                 if host not in self._failed_hosts:
                     self._failed_hosts.append(host)
@@ -395,16 +405,25 @@ class RunWorkflow:
             await self._record_action(skipped, inp.actions[skipped], ActionStatus.SKIPPED)
         if queue is not None and not self._cleaned:
             await attempt.cleanup(inp.run_id, queue)
+        status, error = settled or self._outcome(any_failed, init_error, ending)
+        return await self._finish(status, error=error)
+
+    def _outcome(
+        self, any_failed: bool, init_error: str | None, ending: tuple[RunStatus, str] | None
+    ) -> tuple[RunStatus, str | None]:
+        """The status (and error) the run ends with if it ends now."""
         if self._control is not None:
-            return await self._finish_controlled()
+            if self._ttl_expired:
+                return RunStatus.TIMED_OUT, "execution TTL exceeded"
+            return (RunStatus.KILLED if self._control.action == "kill" else RunStatus.STOPPED), None
         if ending is not None:
-            return await self._finish(ending[0], error=ending[1])
+            return ending
         if init_error is not None:
-            return await self._finish(RunStatus.INIT_FAILED, error=init_error)
-        return await self._finish(RunStatus.FAILED if any_failed else RunStatus.SUCCEEDED)
+            return RunStatus.INIT_FAILED, init_error
+        return (RunStatus.FAILED if any_failed else RunStatus.SUCCEEDED), None
 
     async def _run_action(
-        self, inp: RunInput, index: int, action: ActionSpec, queue: str
+        self, inp: RunInput, index: int, action: ActionSpec, queue: str, *, outcome: str | None
     ) -> ActionResult:
         now = workflow.now().isoformat()
         opening = None if self._started else now  # the start of this attempt's timer
@@ -418,7 +437,7 @@ class RunWorkflow:
             workdir, commit = checkout.workdir, checkout.commit
         await self._set_status(RunStatus.RUNNING, start_time=opening, commit=commit)
         await self._record_action(index, action, ActionStatus.RUNNING, start_time=now)
-        attempted = await attempt.run_action(inp, index, action, queue, workdir)
+        attempted = await attempt.run_action(inp, index, action, queue, workdir, outcome=outcome)
         self._cleaned = attempted.cleaned
         return attempted.result
 

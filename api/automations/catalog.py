@@ -19,14 +19,17 @@ from sqlalchemy.orm import Session
 from api.automations.ids import automation_engine_id, automation_public_id
 from api.automations.params import (
     ICONS,
-    ParamsError,
-    PutSecret,
     automation_type,
+    channel_url,
+    channels,
     check_params,
     check_schedule,
+    usernames,
 )
 from api.errors import ApiError, bad_request, not_found
-from core.secrets import MASK, SECRET_REF, is_ref
+from api.fields import FieldError, PutSecret, as_bad_request, choice, flag, secret, text
+from core.notify_urls import masked
+from core.secrets import MASK, is_ref
 from core.statuses import automation_run_status
 from core.store.models import Definition, Run, User, utcnow
 
@@ -35,39 +38,45 @@ NAMESPACE = "default"
 AUTONOMY = ("execute", "approve", "notify", "disabled")
 FIELDS = (
     "name", "type", "params", "config", "icon", "schedule", "enabled", "autonomy",
-    "approvers", "description", "webhook_secret",
+    "approvers", "description", "webhook_secret", "channels",
 )  # fmt: skip
-MAX_APPROVERS = 100
+MAX_SECRET = 1024
 
 
-def _text(raw: Mapping[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:
+def _label(raw: Mapping[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:
+    """A non-blank string (None when absent and not required)."""
     value = raw.get(key)
-    if value is None:
-        if required:
-            raise ParamsError(f"{key}: required")
+    if value is None and not required:
         return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise ParamsError(f"{key}: a non-empty string of at most {limit} characters")
-    return value
+    label = text(value, key, required=True, max_len=limit)
+    if not label.strip():
+        raise FieldError(key, "must not be blank")
+    return label
 
 
-def _flag(raw: Mapping[str, Any], key: str) -> bool | None:
-    value = raw.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise ParamsError(f"{key}: true or false")
-    return value
+def _signing_secret(value: Any, path: str) -> str:
+    return text(value, path, max_len=MAX_SECRET)
 
 
-def _approvers(raw: Mapping[str, Any]) -> list[str] | None:
-    value = raw.get("approvers")
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) > MAX_APPROVERS:
-        raise ParamsError(f"approvers: a list of at most {MAX_APPROVERS} usernames")
-    for i, name in enumerate(value):
-        if not isinstance(name, str) or not name or len(name) > 320:
-            raise ParamsError(f"approvers[{i}]: a username")
-    return [name.lower() for name in value]
+def _notify_channels(
+    raw: Mapping[str, Any], put: PutSecret, spec: dict[str, Any]
+) -> tuple[list[dict[str, str]], list[str]]:
+    """The automation's own channels (`notify` autonomy) as stored, and as shown: each URL's
+    masked form, taken before it is sealed; a kept channel keeps what was shown for it."""
+    shown_now: dict[str, str] = {}  # path -> masked URL, for the URLs given in clear
+
+    def read(value: Any, path: str) -> str:
+        url = channel_url(value, path)
+        shown_now[path] = masked(url)
+        return url
+
+    before = spec.get("channels_shown") or []
+    sealed = channels(raw["channels"], "channels", put, spec.get("channels"), read=read)
+    shown = [
+        shown_now.get(f"channels[{i}]") or (before[i] if i < len(before) else MASK)
+        for i in range(len(sealed))
+    ]
+    return sealed, shown
 
 
 def merged_spec(
@@ -76,57 +85,68 @@ def merged_spec(
     """The spec after applying body `raw` (a create, or a partial update of `current`), and
     whether it sets a custom command (admins only). Pure but for `put`."""
     if not isinstance(raw, dict):
-        raise ParamsError("body: must be a JSON object")
-    for key in raw:
-        if key not in FIELDS:
-            raise ParamsError(f"{key}: unknown field; allowed: " + ", ".join(FIELDS))
+        raise FieldError("body", "must be a JSON object")
+    only_keys_of_body(raw)
     if "params" in raw and "config" in raw:
-        raise ParamsError("config: give params or config (its older name), not both")
+        raise FieldError("config", "give params or config (its older name), not both")
     if "config" in raw:
         raw = {**{k: v for k, v in raw.items() if k != "config"}, "params": raw["config"]}
     spec = dict(current or {})
     creating = current is None
-    name = _text(raw, "name", 200, required=creating)
+    name = _label(raw, "name", 200, required=creating)
     if name is not None:
         spec["name"] = name.strip()
     kind = automation_type(raw.get("type")) if "type" in raw or creating else spec["type"]
     retyped = kind != spec.get("type")
     spec["type"] = kind
     admin_only = False
+    stored = spec.get("params")
+    if "params" in raw:
+        checked = check_params(kind, raw["params"], put, stored)
+    elif retyped:
+        # The stored params again, under the new type: their references stay as they are.
+        checked = check_params(kind, shown_params(stored or {}), put, stored)
     if "params" in raw or retyped:
-        checked = check_params(kind, raw.get("params", spec.get("params")), put)
         spec["params"] = checked.params
         admin_only = checked.admin_only
     for key, limit in (("icon", 100), ("description", 2000)):
-        value = _text(raw, key, limit) if raw.get(key) != "" else None
+        value = _label(raw, key, limit) if raw.get(key) != "" else None
         if value is not None:
             spec[key] = value
     spec.setdefault("icon", ICONS[kind])
     if "schedule" in raw:
         spec["schedule"] = check_schedule(raw["schedule"])
-    enabled = _flag(raw, "enabled")
-    if enabled is not None:
-        spec["enabled"] = enabled
+    if raw.get("enabled") is not None:
+        spec["enabled"] = flag(raw["enabled"], "enabled")
     if "autonomy" in raw:
-        if raw["autonomy"] not in AUTONOMY:
-            raise ParamsError("autonomy: one of " + ", ".join(AUTONOMY))
-        spec["autonomy"] = raw["autonomy"]
-    approvers = _approvers(raw)
-    if approvers is not None:
-        spec["approvers"] = approvers
+        spec["autonomy"] = choice(raw["autonomy"], "autonomy", AUTONOMY, default="execute")
+    if raw.get("approvers") is not None:
+        spec["approvers"] = usernames(raw["approvers"], "approvers")
     if "webhook_secret" in raw:
-        secret = raw["webhook_secret"]
-        if secret in (None, ""):
+        sealed = secret(
+            raw["webhook_secret"], "webhook_secret", put,
+            previous=spec.get("webhook_secret"), read=_signing_secret,
+        )  # fmt: skip
+        if sealed is None:
             spec.pop("webhook_secret", None)
-        elif not isinstance(secret, str) or len(secret) > 1024:
-            raise ParamsError("webhook_secret: a string of at most 1024 characters")
         else:
-            spec["webhook_secret"] = put(secret)
+            spec["webhook_secret"] = sealed
+    if "channels" in raw:
+        spec["channels"], spec["channels_shown"] = _notify_channels(raw, put, spec)
     for key, default in (("schedule", None), ("enabled", True), ("autonomy", "execute")):
         spec.setdefault(key, default)
+    if spec["autonomy"] == "notify" and not spec.get("channels"):
+        raise FieldError("channels", "autonomy notify needs at least one notification URL")
     spec.setdefault("approvers", [])
     spec.setdefault("webhook_token", new_webhook_token())
     return spec, admin_only
+
+
+def only_keys_of_body(raw: Mapping[str, Any]) -> None:
+    """FieldError naming the first field of an automation body that is not one."""
+    for key in raw:
+        if key not in FIELDS:
+            raise FieldError(str(key), "unknown field; allowed: " + ", ".join(FIELDS))
 
 
 def new_webhook_token() -> str:
@@ -174,9 +194,9 @@ def require_admin_for(user: User, admin_only: bool) -> None:
 def check_body(session: Session, user: User, raw: Any) -> None:
     """What `create` checks, without writing anything (not even the body's secrets)."""
     try:
-        spec, admin_only = merged_spec(raw, lambda _: {SECRET_REF: "unwritten"})
-    except ParamsError as exc:
-        raise bad_request(str(exc)) from exc
+        spec, admin_only = merged_spec(raw, lambda _: "unwritten")
+    except FieldError as exc:
+        raise as_bad_request(exc) from exc
     require_admin_for(user, admin_only)
     check_approvers(session, spec)
 
@@ -185,8 +205,8 @@ def create(session: Session, user: User, raw: Any, put: PutSecret) -> Definition
     """Store a new automation; the caller commits."""
     try:
         spec, admin_only = merged_spec(raw, put)
-    except ParamsError as exc:
-        raise bad_request(str(exc)) from exc
+    except FieldError as exc:
+        raise as_bad_request(exc) from exc
     require_admin_for(user, admin_only)
     check_approvers(session, spec)
     engine_id = str(uuid.uuid4())
@@ -209,8 +229,8 @@ def update(session: Session, user: User, public_id: str, raw: Any, put: PutSecre
     row = automation_or_404(session, public_id)
     try:
         spec, admin_only = merged_spec(raw, put, row.spec)
-    except ParamsError as exc:
-        raise bad_request(str(exc)) from exc
+    except FieldError as exc:
+        raise as_bad_request(exc) from exc
     require_admin_for(user, admin_only)
     check_approvers(session, spec)
     row.spec = spec
@@ -261,14 +281,14 @@ def last_runs(session: Session, definition_ids: list[str]) -> dict[str, Run]:
     return {run.definition_id: run for run in rows}
 
 
-def _shown_params(value: Any) -> Any:
+def shown_params(value: Any) -> Any:
     """Params as read back: secret references masked."""
     if is_ref(value):
         return MASK
     if isinstance(value, dict):
-        return {k: _shown_params(v) for k, v in value.items()}
+        return {k: shown_params(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_shown_params(v) for v in value]
+        return [shown_params(v) for v in value]
     return value
 
 
@@ -286,10 +306,11 @@ def item(row: Definition, last: Run | None, *, operator: bool) -> dict[str, Any]
     }
     if operator:
         out |= {
-            "params": _shown_params(spec.get("params") or {}),
+            "params": shown_params(spec.get("params") or {}),
             "enabled": spec.get("enabled", True),
             "autonomy": spec.get("autonomy", "execute"),
             "approvers": spec.get("approvers") or [],
+            "channels": list(spec.get("channels_shown") or []),
             "description": spec.get("description", ""),
             "webhook_token": spec.get("webhook_token"),
             "webhook_signed": "webhook_secret" in spec,

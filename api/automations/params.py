@@ -1,34 +1,60 @@
 """An automation's `params`, checked and normalised per type (pure: no database, no network).
 
 Each type's reader returns the params as stored: unknown keys refused, defaults filled in,
-secret values (webhook header values) replaced by references through `put`. Errors name
-the field as `params.<key>`.
+secret values (webhook header values, notification channels) replaced by references through
+`put`. Read with the field kit (api/fields.py): errors name the field as `params.<key>`, and
+the mask sent back on an update keeps the reference stored at the same place before.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from api.automations.ids import automation_engine_id
+from api.fields import (
+    FieldError,
+    PutSecret,
+    Read,
+    array,
+    choice,
+    integer,
+    kept_secret,
+    number,
+    obj,
+    only_keys,
+    secret,
+    string_list,
+    text,
+)
 from core.cron import CronError, parse_cron
+from core.notify_urls import MASK as URL_MASK
+from core.notify_urls import check_channel
 from core.script_library import SCRIPTS
-
-PutSecret = Callable[[str], dict[str, str]]
+from core.secrets import MASK, SECRET_REF, is_ref
 
 MAX_COMMAND = 64 * 1024
 MAX_TEXT = 64 * 1024
 MAX_NAME = 200
 MAX_STEPS = 50
 MAX_ARGS = 50
+MAX_ARG = 4096
 MAX_HEADERS = 50
+MAX_HEADER_VALUE = 8192
+MAX_URL = 4096
+MAX_CHANNELS = 20
+MAX_APPROVERS = 100
+MAX_USERNAME = 320
 DEFAULT_TIMEOUT = 300
 WEBHOOK_TIMEOUT = 30
 MAX_TIMEOUT = 7 * 24 * 3600
+APPROVAL_MINUTES = 60  # NOBA's timeout_minutes default
+MAX_APPROVAL_MINUTES = 43200  # 30 days
 SERVICE_ACTIONS = ("start", "stop", "restart")
+ON_TIMEOUT = ("approve", "reject")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 # systemd unit names: letters, digits and `:-_.\@`; never an option (a leading `-`).
 _UNIT = re.compile(r"^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]{0,255}$")
@@ -57,10 +83,6 @@ ICONS = {
 }
 
 
-class ParamsError(ValueError):
-    """A bad field; its text names it."""
-
-
 @dataclass(frozen=True)
 class Checked:
     """Params as stored, and whether setting them takes an admin (a custom command)."""
@@ -70,12 +92,12 @@ class Checked:
 
 
 def automation_type(value: Any) -> str:
-    """The canonical type name; ParamsError naming `type` otherwise."""
+    """The canonical type name; FieldError naming `type` otherwise."""
     if not isinstance(value, str) or not value:
-        raise ParamsError("type: required, one of " + ", ".join(TYPES))
+        raise FieldError("type", "is required, one of " + ", ".join(TYPES))
     name = ALIASES.get(value, value)
     if name not in TYPES:
-        raise ParamsError(f"type: unknown type {value!r}; one of " + ", ".join(TYPES))
+        raise FieldError("type", f"unknown type {value[:MAX_NAME]!r}; one of " + ", ".join(TYPES))
     return name
 
 
@@ -84,81 +106,62 @@ def check_schedule(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > MAX_NAME:
-        raise ParamsError("schedule: a 5-field cron expression")
+        raise FieldError("schedule", "must be a 5-field cron expression")
     try:
         parse_cron(value)
     except CronError as exc:
-        raise ParamsError(f"schedule: {exc}") from exc
+        raise FieldError("schedule", str(exc)) from exc
     return value
 
 
-def _known(params: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in params:
-        if key not in allowed:
-            raise ParamsError(f"params.{key}: unknown field; allowed: " + ", ".join(allowed))
-
-
-def _text(params: dict[str, Any], key: str, *, required: bool, limit: int = MAX_TEXT) -> str:
-    value = params.get(key)
-    if value is None or value == "":
-        if required:
-            raise ParamsError(f"params.{key}: required")
-        return ""
-    if not isinstance(value, str):
-        raise ParamsError(f"params.{key}: must be a string")
-    if len(value) > limit:
-        raise ParamsError(f"params.{key}: at most {limit} characters")
-    if "\x00" in value:
-        raise ParamsError(f"params.{key}: must not contain NUL")
-    return value
-
-
-def _timeout(params: dict[str, Any]) -> int:
-    value = params.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TIMEOUT:
-        raise ParamsError(f"params.timeout: whole seconds from 1 to {MAX_TIMEOUT}")
-    return value
+def _timeout(params: dict[str, Any], default: int = DEFAULT_TIMEOUT) -> int:
+    return integer(
+        params.get("timeout"),
+        "params.timeout",
+        low=1,
+        high=MAX_TIMEOUT,
+        default=default,
+        unit="seconds",
+    )
 
 
 def _host(params: dict[str, Any], *keys: str, required: bool) -> str:
     """A host's name (the `kind: Host` it names), under the first of `keys` given."""
     key = next((k for k in keys if params.get(k) not in (None, "")), keys[0])
-    value = _text(params, key, required=required, limit=MAX_NAME)
+    path = f"params.{key}"
+    value = text(params.get(key), path, required=required, max_len=MAX_NAME)
     if value and not _HOST.match(value):
-        raise ParamsError(f"params.{key}: a host name (letters, digits, '.', '_', '-')")
+        raise FieldError(path, "must be a host name (letters, digits, '.', '_', '-')")
     return value
 
 
 def _script(params: dict[str, Any]) -> Checked:
-    _known(params, ("command", "script", "args", "timeout"))
-    command = _text(params, "command", required=False, limit=MAX_COMMAND)
-    script = _text(params, "script", required=False, limit=MAX_NAME)
+    only_keys(params, "params", ("command", "script", "args", "timeout"))
+    command = text(params.get("command"), "params.command", max_len=MAX_COMMAND, allow_nul=False)
+    script = text(params.get("script"), "params.script", max_len=MAX_NAME)
     if bool(command) == bool(script):
-        raise ParamsError("params.command: give either command (bash) or script (a library name)")
+        raise FieldError("params.command", "give either command (bash) or script (a library name)")
     out: dict[str, Any] = {"timeout": _timeout(params)}
     if command:
         if "args" in params:
-            raise ParamsError("params.args: only with script")
+            raise FieldError("params.args", "is taken only with script")
         return Checked({"command": command, **out}, admin_only=True)
     if script not in SCRIPTS:
-        raise ParamsError(f"params.script: unknown script {script!r}; one of " + ", ".join(SCRIPTS))
-    args = params.get("args") or []
-    if not isinstance(args, list) or len(args) > MAX_ARGS:
-        raise ParamsError(f"params.args: a list of at most {MAX_ARGS} strings")
+        raise FieldError(
+            "params.script", f"unknown script {script!r}; one of " + ", ".join(SCRIPTS)
+        )
+    args = string_list(params.get("args"), "params.args", max_items=MAX_ARGS, max_len=MAX_ARG)
     for i, arg in enumerate(args):
-        if not isinstance(arg, str) or len(arg) > 4096 or "\x00" in arg:
-            raise ParamsError(f"params.args[{i}]: a string of at most 4096 characters")
-    return Checked({"script": script, "args": list(args), **out})
+        text(arg, f"params.args[{i}]", allow_nul=False)
+    return Checked({"script": script, "args": args, **out})
 
 
 def _service(params: dict[str, Any]) -> Checked:
-    _known(params, ("service", "action", "host"))
-    service = _text(params, "service", required=True, limit=256)
+    only_keys(params, "params", ("service", "action", "host"))
+    service = text(params.get("service"), "params.service", required=True, max_len=256)
     if not _UNIT.match(service):
-        raise ParamsError("params.service: a systemd unit name")
-    action = params.get("action", "restart")
-    if action not in SERVICE_ACTIONS:
-        raise ParamsError("params.action: one of " + ", ".join(SERVICE_ACTIONS))
+        raise FieldError("params.service", "must be a systemd unit name")
+    action = choice(params.get("action"), "params.action", SERVICE_ACTIONS, default="restart")
     out: dict[str, Any] = {"service": service, "action": action}
     host = _host(params, "host", required=False)
     if host:
@@ -167,136 +170,189 @@ def _service(params: dict[str, Any]) -> Checked:
 
 
 def _agent_command(params: dict[str, Any]) -> Checked:
-    _known(params, ("host", "hostname", "agent", "command", "timeout"))
+    only_keys(params, "params", ("host", "hostname", "agent", "command", "timeout"))
     host = _host(params, "host", "hostname", "agent", required=True)
-    command = _text(params, "command", required=True, limit=MAX_COMMAND)
+    command = text(
+        params.get("command"), "params.command", required=True, max_len=MAX_COMMAND,
+        allow_nul=False,
+    )  # fmt: skip
     return Checked({"host": host, "command": command, "timeout": _timeout(params)})
 
 
-def _webhook(params: dict[str, Any], put: PutSecret) -> Checked:
-    _known(params, ("url", "method", "headers", "body", "timeout"))
-    url = _text(params, "url", required=True, limit=4096)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ParamsError("params.url: an http:// or https:// URL")
-    method = params.get("method", "POST")
-    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
-        raise ParamsError("params.method: one of " + ", ".join(HTTP_METHODS))
-    headers = params.get("headers") or {}
-    if not isinstance(headers, dict) or len(headers) > MAX_HEADERS:
-        raise ParamsError(f"params.headers: an object of at most {MAX_HEADERS} headers")
+def _header_value(value: Any, path: str) -> str:
+    if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+        raise FieldError(path, "must be a one-line string")
+    return text(value, path, max_len=MAX_HEADER_VALUE)
+
+
+def _webhook(params: dict[str, Any], put: PutSecret, previous: dict[str, Any]) -> Checked:
+    only_keys(params, "params", ("url", "method", "headers", "body", "timeout"))
+    url = text(params.get("url"), "params.url", required=True, max_len=MAX_URL)
+    try:
+        parts = urlsplit(url)
+        web = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a malformed address part, such as an unclosed `[`
+        web = False
+    if not web:
+        raise FieldError("params.url", "must be an http:// or https:// URL")
+    method = text(params.get("method"), "params.method") or "POST"
+    method = choice(method.upper(), "params.method", HTTP_METHODS)
+    headers = obj(params.get("headers"), "params.headers")
+    if len(headers) > MAX_HEADERS:
+        raise FieldError("params.headers", f"must have at most {MAX_HEADERS} headers")
+    stored = previous.get("headers")
+    before: dict[str, Any] = stored if isinstance(stored, dict) else {}
     sealed: dict[str, Any] = {}
     for name, value in headers.items():
+        path = f"params.headers.{name}"
         if not _HEADER.match(name):
-            raise ParamsError(f"params.headers.{name}: not a header name")
-        if isinstance(value, dict) and set(value) == {"secretRef"}:
-            sealed[name] = value  # kept from before: an update that did not change it
-            continue
-        if not isinstance(value, str) or len(value) > 8192 or any(c in value for c in "\r\n\0"):
-            raise ParamsError(f"params.headers.{name}: a one-line string")
+            raise FieldError(path, "is not a header name")
         # Header values are often credentials (Authorization, tokens): all are sealed.
-        sealed[name] = put(value)
-    body = params.get("body")
-    if body is not None and not isinstance(body, str):
-        raise ParamsError("params.body: must be a string")
-    out: dict[str, Any] = {"url": url, "method": method.upper(), "headers": sealed}
+        ref = secret(value, path, put, previous=before.get(name), read=_header_value)
+        if ref is not None:
+            sealed[name] = ref
+    out: dict[str, Any] = {"url": url, "method": method, "headers": sealed}
+    body = text(params.get("body"), "params.body", max_len=MAX_TEXT)
     if body:
-        out["body"] = _text(params, "body", required=False)
-    out["timeout"] = _timeout(params) if "timeout" in params else WEBHOOK_TIMEOUT
+        out["body"] = body
+    out["timeout"] = _timeout(params, WEBHOOK_TIMEOUT)
     return Checked(out)
 
 
-def _automation_id(value: Any, where: str) -> str:
+def _automation_id(value: Any, path: str) -> str:
     if not isinstance(value, str) or automation_engine_id(value) is None:
-        raise ParamsError(f"{where}: an automation id (auto_…)")
+        raise FieldError(path, "must be an automation id (auto_…)")
     return value
 
 
 def _ids(params: dict[str, Any], key: str) -> list[str]:
-    value = params.get(key)
-    if not isinstance(value, list) or not value or len(value) > MAX_STEPS:
-        raise ParamsError(f"params.{key}: a list of 1 to {MAX_STEPS} automation ids")
-    return [_automation_id(item, f"params.{key}[{i}]") for i, item in enumerate(value)]
+    path = f"params.{key}"
+    value = array(params.get(key), path, required=True, max_items=MAX_STEPS)
+    if not value:
+        raise FieldError(path, f"must list 1 to {MAX_STEPS} automation ids")
+    return [_automation_id(item, f"{path}[{i}]") for i, item in enumerate(value)]
 
 
-def _approval_step(raw: Any, where: str) -> dict[str, Any]:
-    step = raw.get("approval") if isinstance(raw, dict) and set(raw) == {"approval"} else None
-    if not isinstance(step, dict):
-        raise ParamsError(f"{where}: an automation id or {{approval: {{...}}}}")
-    allowed = ("message", "approvers", "timeout_minutes", "on_timeout")
-    for key in step:
-        if key not in allowed:
-            raise ParamsError(f"{where}.approval.{key}: unknown field")
-    message = step.get("message", "Approval required")
-    if not isinstance(message, str) or not message or len(message) > 2000:
-        raise ParamsError(f"{where}.approval.message: 1 to 2000 characters")
-    approvers = step.get("approvers") or []
-    if not isinstance(approvers, list) or len(approvers) > 100:
-        raise ParamsError(f"{where}.approval.approvers: a list of usernames")
-    for i, name in enumerate(approvers):
-        if not isinstance(name, str) or not name or len(name) > 320:
-            raise ParamsError(f"{where}.approval.approvers[{i}]: a username")
-    minutes = step.get("timeout_minutes", 60)
-    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 43200:
-        raise ParamsError(f"{where}.approval.timeout_minutes: whole minutes from 1 to 43200")
-    on_timeout = step.get("on_timeout", "reject")
-    if on_timeout not in ("approve", "reject"):
-        raise ParamsError(f"{where}.approval.on_timeout: approve or reject")
+def approval_minutes(value: Any, path: str) -> float:
+    """An approval's `timeout_minutes`: more than 0 (fractions allowed), at most 30 days."""
+    minutes = number(value, path, low=-math.inf, high=math.inf, default=APPROVAL_MINUTES)
+    if not 0 < minutes <= MAX_APPROVAL_MINUTES:
+        raise FieldError(path, f"must be more than 0 and at most {MAX_APPROVAL_MINUTES} minutes")
+    return minutes
+
+
+def usernames(value: Any, path: str) -> list[str]:
+    """A list of platform usernames (emails, any case), lower-cased."""
+    names = string_list(value, path, max_items=MAX_APPROVERS, max_len=MAX_USERNAME)
+    for i, name in enumerate(names):
+        text(name, f"{path}[{i}]", required=True)
+    return [name.lower() for name in names]
+
+
+def _approval_step(raw: Any, path: str) -> dict[str, Any]:
+    if not isinstance(raw, dict) or set(raw) != {"approval"}:
+        raise FieldError(path, "must be an automation id or {approval: {...}}")
+    path += ".approval"
+    step = obj(raw["approval"], path, required=True)
+    only_keys(step, path, ("message", "approvers", "timeout_minutes", "on_timeout"))
+    message = text(step.get("message"), f"{path}.message", max_len=2000) or "Approval required"
+    minutes = approval_minutes(step.get("timeout_minutes"), f"{path}.timeout_minutes")
     return {
         "approval": {
             "message": message,
-            "approvers": [a.lower() for a in approvers],
-            "timeout_minutes": minutes,
-            "on_timeout": on_timeout,
+            "approvers": usernames(step.get("approvers"), f"{path}.approvers"),
+            # Whole minutes stay whole numbers in what is stored and shown.
+            "timeout_minutes": int(minutes) if minutes.is_integer() else minutes,
+            "on_timeout": choice(
+                step.get("on_timeout"), f"{path}.on_timeout", ON_TIMEOUT, default="reject"
+            ),
         }
     }
 
 
 def _workflow(params: dict[str, Any]) -> Checked:
-    _known(params, ("steps",))
-    steps = params.get("steps")
-    if not isinstance(steps, list) or not steps or len(steps) > MAX_STEPS:
-        raise ParamsError(f"params.steps: a list of 1 to {MAX_STEPS} steps")
+    only_keys(params, "params", ("steps",))
+    steps = array(params.get("steps"), "params.steps", required=True, max_items=MAX_STEPS)
+    if not steps:
+        raise FieldError("params.steps", f"must have 1 to {MAX_STEPS} steps")
     out: list[Any] = []
     for i, step in enumerate(steps):
-        where = f"params.steps[{i}]"
+        path = f"params.steps[{i}]"
         if isinstance(step, str):
-            out.append(_automation_id(step, where))
+            out.append(_automation_id(step, path))
         else:
-            out.append(_approval_step(step, where))
+            out.append(_approval_step(step, path))
     return Checked({"steps": out})
 
 
 def _composite(params: dict[str, Any]) -> Checked:
-    _known(params, ("automations",))
+    only_keys(params, "params", ("automations",))
     return Checked({"automations": _ids(params, "automations")})
 
 
-def _notification(params: dict[str, Any], put: PutSecret) -> Checked:
-    _known(params, ("channels", "message", "title"))
-    channels = params.get("channels")
-    if not isinstance(channels, list) or not channels or len(channels) > 20:
-        raise ParamsError("params.channels: a list of 1 to 20 notification URLs")
-    sealed: list[Any] = []
-    for i, url in enumerate(channels):
-        if isinstance(url, dict) and set(url) == {"secretRef"}:
-            sealed.append(url)
+def channel_url(value: Any, path: str) -> str:
+    """An Apprise URL the `notify` action can send to (the check it applies when sending);
+    the reason otherwise quotes nothing of the URL but its scheme."""
+    url = text(value, path, required=True, max_len=MAX_URL)
+    reason = check_channel(url)
+    if reason is not None:
+        raise FieldError(path, reason)
+    return url
+
+
+def channels(
+    value: Any,
+    path: str,
+    put: PutSecret,
+    previous: Any = None,
+    *,
+    required: bool = False,
+    read: Read = channel_url,
+) -> list[dict[str, str]]:
+    """Notification channels as stored: one reference per URL, each checked before sealing.
+
+    Channel URLs carry tokens and passwords, so they are kept only as references; a mask (or
+    the masked form shown, `json://***`) keeps the reference stored at the same index.
+    """
+    items = array(value, path, required=required, max_items=MAX_CHANNELS)
+    if required and not items:
+        raise FieldError(path, f"must list 1 to {MAX_CHANNELS} notification URLs")
+    before = previous if isinstance(previous, list) else []
+    sealed: list[dict[str, str]] = []
+    for i, item in enumerate(items):
+        where = f"{path}[{i}]"
+        kept = before[i] if i < len(before) else None
+        if isinstance(item, str) and masked_channel(item):
+            sealed.append(kept_secret(kept, where))
             continue
-        if not isinstance(url, str) or not url or len(url) > 4096 or "://" not in url:
-            raise ParamsError(f"params.channels[{i}]: a notification URL (scheme://…)")
-        # Channel URLs carry tokens and passwords: kept only as references.
-        sealed.append(put(url))
-    message = _text(params, "message", required=True)
-    title = _text(params, "title", required=False, limit=MAX_NAME)
+        ref = secret(item, where, put, previous=kept, read=read)
+        if ref is None:
+            raise FieldError(where, "is required")
+        sealed.append(ref)
+    return sealed
+
+
+def masked_channel(value: str) -> bool:
+    """Whether `value` is a channel as shown: `json://***` (core.notify_urls.masked), `***`,
+    or the kit's own mask."""
+    return value.endswith("://" + URL_MASK) or value in (URL_MASK, MASK)
+
+
+def _notification(params: dict[str, Any], put: PutSecret, previous: dict[str, Any]) -> Checked:
+    only_keys(params, "params", ("channels", "message", "title"))
+    sealed = channels(
+        params.get("channels"), "params.channels", put, previous.get("channels"), required=True
+    )
+    message = text(params.get("message"), "params.message", required=True, max_len=MAX_TEXT)
+    title = text(params.get("title"), "params.title", max_len=MAX_NAME)
     return Checked({"channels": sealed, "message": message, "title": title})
 
 
-def check_params(kind: str, params: Any, put: PutSecret) -> Checked:
-    """`params` of an automation of type `kind` (canonical), as stored."""
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise ParamsError("params: must be an object")
+def check_params(kind: str, params: Any, put: PutSecret, previous: Any = None) -> Checked:
+    """`params` of an automation of type `kind` (canonical), as stored; `previous` holds the
+    params stored before (an update), whose references masked values keep."""
+    params = obj(params, "params")
+    before = previous if isinstance(previous, dict) else {}
     if kind == "script":
         return _script(params)
     if kind == "service_control":
@@ -304,9 +360,14 @@ def check_params(kind: str, params: Any, put: PutSecret) -> Checked:
     if kind == "agent_command":
         return _agent_command(params)
     if kind == "webhook":
-        return _webhook(params, put)
+        return _webhook(params, put, before)
     if kind == "notification":
-        return _notification(params, put)
+        return _notification(params, put, before)
     if kind == "workflow":
         return _workflow(params)
     return _composite(params)
+
+
+def refs_of(channels_stored: Any) -> list[str]:
+    """The secret ids of stored channels, in order."""
+    return [c[SECRET_REF] for c in channels_stored or [] if is_ref(c)]

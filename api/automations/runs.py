@@ -27,6 +27,8 @@ from api.automations.ids import (
     run_public_id,
 )
 from api.automations.maintenance import open_windows
+from api.automations.params import refs_of
+from api.automations.report import report_action
 from api.errors import ApiError, bad_request, not_found
 from api.launch import LaunchRequest
 from core.maintenance import Autonomy, effective_autonomy
@@ -270,13 +272,22 @@ def prepare_row_run(
     session: Session, row: Definition, trigger: Trigger, max_runs: int
 ) -> LaunchRequest:
     """Check that automation `row` may run now and build its run, held for approval when its
-    autonomy (or an open window) says `approve`."""
+    autonomy (or an open window) says `approve`, reported to its channels when `notify`."""
     autonomy = autonomy_now(session, row)
     reason = refusal(row, autonomy)
     if reason is not None:
         raise ApiError(409, reason)
     request = launch_request(session, row, trigger, max_runs)
     held_by = autonomy.window.id if autonomy.window is not None else None
+    refs = refs_of(row.spec.get("channels"))
+    if autonomy.level == "notify" and refs:
+        # No channels (a window's `notify` over an automation without any): it just runs.
+        report = report_action(row.spec["name"], automation_public_id(row.id), trigger.kind, refs)
+        request = dataclasses.replace(
+            request,
+            actions=[*request.actions, report],
+            secret_refs=[*request.secret_refs, *refs],
+        )
     return dataclasses.replace(
         request,
         gate=start_gate(session, row, autonomy) if autonomy.level == "approve" else None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from api.automations.ids import automation_public_id, run_public_id
 from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError
+from api.fields import PutSecret
 from api.launch import LaunchRequest, launch
 from core.secrets import SECRET_REF, SecretBox
 from core.statuses import TERMINAL_RUN_STATUSES, RunStatus, automation_run_status
@@ -39,9 +39,9 @@ def public_id(row: Definition) -> str:
     return automation_public_id(row.id)
 
 
-def secret_writer(session: Session, box: SecretBox) -> Callable[[str], dict[str, str]]:
-    """Stores a value encrypted, in the caller's transaction, and returns its reference."""
-    return lambda value: {SECRET_REF: put_secret(session, box, value)}
+def secret_writer(session: Session, box: SecretBox) -> PutSecret:
+    """Stores a value encrypted, in the caller's transaction, and returns its reference id."""
+    return lambda value: put_secret(session, box, value)
 
 
 def list_items(session: Session, user: User) -> list[dict[str, Any]]:

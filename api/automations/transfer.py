@@ -1,8 +1,8 @@
 """Export and import: a JSON array of automations, or NOBA's own YAML `{automations: [...]}`.
 
 Exports carry no secret: sealed values (webhook header values, notification channels, the
-webhook signing secret) come out masked, and an imported item still holding a mask is
-skipped, so a copy never runs with a placeholder for a credential.
+automation's own channels, the webhook signing secret) come out masked, and an imported item
+still holding a mask is skipped, so a copy never runs with a placeholder for a credential.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import yaml
 from sqlalchemy.orm import Session
 
 from api.automations import catalog
-from api.automations.params import ParamsError, PutSecret
+from api.automations.params import masked_channel
 from api.errors import ApiError, bad_request
+from api.fields import FieldError, PutSecret
 from core.secrets import MASK
 from core.store.models import User
 from core.yaml_input import load_all
@@ -24,7 +25,7 @@ MAX_ITEMS = 1000
 # What an export or a list shows that a new automation never takes over.
 NOT_IMPORTED = frozenset({"id", "webhook_token", "webhook_signed", "last_run", "last_status"})
 EXPORTED = ("name", "type", "icon", "schedule", "params", "enabled", "autonomy", "approvers",
-            "description")  # fmt: skip
+            "description", "channels")  # fmt: skip
 
 
 def export_items(session: Session) -> list[dict[str, Any]]:
@@ -57,7 +58,7 @@ def parse_items(raw: bytes, content_type: str) -> list[Any]:
 
 
 def _holds_mask(value: Any) -> bool:
-    if value == MASK:
+    if value == MASK or (isinstance(value, str) and masked_channel(value)):
         return True
     if isinstance(value, dict):
         return any(_holds_mask(v) for v in value.values())
@@ -77,10 +78,10 @@ def import_items(session: Session, user: User, items: list[Any], put: PutSecret)
             item = {k: v for k, v in item.items() if k not in NOT_IMPORTED}
         try:
             if _holds_mask(item):
-                raise ParamsError("params: holds a masked secret; set it again after importing")
+                raise FieldError("params", "holds a masked secret; set it again after importing")
             catalog.check_body(session, user, item)  # before anything of it is written
             catalog.create(session, user, item, put)
-        except (ParamsError, ApiError) as exc:
+        except (FieldError, ApiError) as exc:
             skipped.append({"index": index, "error": getattr(exc, "message", str(exc))})
             continue
         imported += 1

@@ -6,7 +6,7 @@ import pytest
 
 from core.durations import parse_duration
 from workflows.conditions import normalize_condition, should_run
-from workflows.contracts import GateSpec
+from workflows.contracts import ActionSpec, GateSpec
 from workflows.gate import gate_satisfied
 
 
@@ -26,6 +26,43 @@ from workflows.gate import gate_satisfied
 def test_should_run(condition: str, any_failed: bool, runs: bool) -> None:
     """Each filter runs its action exactly when the document says."""
     assert should_run(condition, any_failed) is runs
+
+
+@pytest.mark.parametrize(
+    ("condition", "any_failed", "halted", "final", "runs"),
+    [
+        # A final action is one more action while the run goes on.
+        ("success()", False, False, True, True),
+        ("success()", True, False, True, False),
+        ("always()", True, False, True, True),
+        ("failure()", False, False, True, False),
+        # A halted run (stopped, killed, ended at a gate) runs only final actions, the halt
+        # counting as a failure for their filter.
+        ("always()", False, True, False, False),
+        ("failure()", True, True, False, False),
+        ("always()", False, True, True, True),
+        ("failure()", False, True, True, True),
+        ("success()", False, True, True, False),
+        ("skip()", False, True, True, False),
+    ],
+)
+def test_final_actions_after_a_halt(
+    condition: str, any_failed: bool, halted: bool, final: bool, runs: bool
+) -> None:
+    """Only final actions outlive a stop, kill or refused gate; their filter still applies."""
+    assert should_run(condition, any_failed, halted=halted, final=final) is runs
+
+
+def test_final_defaults_keep_the_wire_format() -> None:
+    """An action recorded before the flag existed decodes as not final."""
+    from temporalio.converter import DataConverter
+
+    converter = DataConverter.default
+    old = {"name": "a", "kind": "exec", "spec": {}}
+    (payload,) = converter.payload_converter.to_payloads([old])
+    (decoded,) = converter.payload_converter.from_payloads([payload], [ActionSpec])
+    assert decoded == ActionSpec(name="a", kind="exec", spec={})
+    assert decoded.final is False
 
 
 @pytest.mark.parametrize(
