@@ -7,6 +7,7 @@ references in the same transaction as the automation.
 
 from __future__ import annotations
 
+import math
 import secrets as token_source
 import uuid
 from collections.abc import Mapping
@@ -35,9 +36,14 @@ NAMESPACE = "default"
 AUTONOMY = ("execute", "approve", "notify", "disabled")
 FIELDS = (
     "name", "type", "params", "config", "icon", "schedule", "enabled", "autonomy",
-    "approvers", "description", "webhook_secret",
+    "approvers", "description", "webhook_secret", "approval",
 )  # fmt: skip
 MAX_APPROVERS = 100
+# How long a run of an `approve` automation waits for a decision, and what then: NOBA's
+# defaults. Minutes may be fractions (a short wait is how a timeout is tried out).
+APPROVAL_DEFAULTS: dict[str, Any] = {"timeout_minutes": 60, "on_timeout": "reject"}
+APPROVAL_TIMEOUT_OUTCOMES = ("approve", "reject")
+MAX_APPROVAL_MINUTES = 43200  # 30 days
 
 
 def _text(raw: Mapping[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:
@@ -68,6 +74,34 @@ def _approvers(raw: Mapping[str, Any]) -> list[str] | None:
         if not isinstance(name, str) or not name or len(name) > 320:
             raise ParamsError(f"approvers[{i}]: a username")
     return [name.lower() for name in value]
+
+
+def check_approval(value: Any) -> dict[str, Any]:
+    """An automation's `approval` policy `{timeout_minutes, on_timeout}`, defaults filled in;
+    ParamsError naming the field."""
+    if not isinstance(value, dict):
+        raise ParamsError("approval: an object {timeout_minutes, on_timeout}")
+    for key in value:
+        if key not in APPROVAL_DEFAULTS:
+            raise ParamsError(
+                f"approval.{key}: unknown field; allowed: timeout_minutes, on_timeout"
+            )
+    policy = {**APPROVAL_DEFAULTS, **value}
+    minutes = policy["timeout_minutes"]
+    number = not isinstance(minutes, bool) and isinstance(minutes, int | float)
+    if not number or not math.isfinite(minutes) or not 0 < minutes <= MAX_APPROVAL_MINUTES:
+        raise ParamsError(
+            f"approval.timeout_minutes: a number of minutes, more than 0 and at most "
+            f"{MAX_APPROVAL_MINUTES}"
+        )
+    if policy["on_timeout"] not in APPROVAL_TIMEOUT_OUTCOMES:
+        raise ParamsError("approval.on_timeout: one of " + ", ".join(APPROVAL_TIMEOUT_OUTCOMES))
+    return policy
+
+
+def approval_policy(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The automation's approval policy, its defaults where it sets none."""
+    return {**APPROVAL_DEFAULTS, **(spec.get("approval") or {})}
 
 
 def merged_spec(
@@ -114,6 +148,15 @@ def merged_spec(
     approvers = _approvers(raw)
     if approvers is not None:
         spec["approvers"] = approvers
+    if "approval" in raw:
+        # Partial like the rest of an update: the keys given replace those set; null resets.
+        if raw["approval"] is None:
+            spec.pop("approval", None)
+        else:
+            given = raw["approval"]
+            current_policy = spec.get("approval") or {}
+            merged = {**current_policy, **given} if isinstance(given, dict) else given
+            spec["approval"] = check_approval(merged)
     if "webhook_secret" in raw:
         secret = raw["webhook_secret"]
         if secret in (None, ""):
@@ -290,6 +333,7 @@ def item(row: Definition, last: Run | None, *, operator: bool) -> dict[str, Any]
             "enabled": spec.get("enabled", True),
             "autonomy": spec.get("autonomy", "execute"),
             "approvers": spec.get("approvers") or [],
+            "approval": approval_policy(spec),
             "description": spec.get("description", ""),
             "webhook_token": spec.get("webhook_token"),
             "webhook_signed": "webhook_secret" in spec,
