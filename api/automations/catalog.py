@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session
 
 from api.automations.ids import automation_engine_id, automation_public_id
 from api.automations.params import (
+    APPROVAL_MINUTES,
     ICONS,
+    ON_TIMEOUT,
+    approval_minutes,
     automation_type,
     channel_url,
     channels,
@@ -27,7 +30,17 @@ from api.automations.params import (
     usernames,
 )
 from api.errors import ApiError, bad_request, not_found
-from api.fields import FieldError, PutSecret, as_bad_request, choice, flag, secret, text
+from api.fields import (
+    FieldError,
+    PutSecret,
+    as_bad_request,
+    choice,
+    flag,
+    obj,
+    only_keys,
+    secret,
+    text,
+)
 from core.notify_urls import masked
 from core.secrets import MASK, is_ref
 from core.statuses import automation_run_status
@@ -38,9 +51,12 @@ NAMESPACE = "default"
 AUTONOMY = ("execute", "approve", "notify", "disabled")
 FIELDS = (
     "name", "type", "params", "config", "icon", "schedule", "enabled", "autonomy",
-    "approvers", "description", "webhook_secret", "channels",
+    "approvers", "description", "webhook_secret", "channels", "approval",
 )  # fmt: skip
 MAX_SECRET = 1024
+# How long a run of an `approve` automation waits for a decision, and what then: NOBA's
+# defaults. Minutes may be fractions (a short wait is how a timeout is tried out).
+APPROVAL_DEFAULTS: dict[str, Any] = {"timeout_minutes": APPROVAL_MINUTES, "on_timeout": "reject"}
 
 
 def _label(raw: Mapping[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:
@@ -77,6 +93,22 @@ def _notify_channels(
         for i in range(len(sealed))
     ]
     return sealed, shown
+
+
+def check_approval(value: Any) -> dict[str, Any]:
+    """An automation's `approval` policy `{timeout_minutes, on_timeout}`, defaults filled in."""
+    policy = {**APPROVAL_DEFAULTS, **obj(value, "approval", required=True)}
+    only_keys(policy, "approval", tuple(APPROVAL_DEFAULTS))
+    minutes = approval_minutes(policy["timeout_minutes"], "approval.timeout_minutes")
+    return {
+        "timeout_minutes": int(minutes) if minutes.is_integer() else minutes,
+        "on_timeout": choice(policy["on_timeout"], "approval.on_timeout", ON_TIMEOUT),
+    }
+
+
+def approval_policy(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The automation's approval policy, its defaults where it sets none."""
+    return {**APPROVAL_DEFAULTS, **(spec.get("approval") or {})}
 
 
 def merged_spec(
@@ -122,6 +154,15 @@ def merged_spec(
         spec["autonomy"] = choice(raw["autonomy"], "autonomy", AUTONOMY, default="execute")
     if raw.get("approvers") is not None:
         spec["approvers"] = usernames(raw["approvers"], "approvers")
+    if "approval" in raw:
+        # Partial like the rest of an update: the keys given replace those set; null resets.
+        if raw["approval"] is None:
+            spec.pop("approval", None)
+        else:
+            given = raw["approval"]
+            current_policy = spec.get("approval") or {}
+            merged = {**current_policy, **given} if isinstance(given, dict) else given
+            spec["approval"] = check_approval(merged)
     if "webhook_secret" in raw:
         sealed = secret(
             raw["webhook_secret"], "webhook_secret", put,
@@ -311,6 +352,7 @@ def item(row: Definition, last: Run | None, *, operator: bool) -> dict[str, Any]
             "autonomy": spec.get("autonomy", "execute"),
             "approvers": spec.get("approvers") or [],
             "channels": list(spec.get("channels_shown") or []),
+            "approval": approval_policy(spec),
             "description": spec.get("description", ""),
             "webhook_token": spec.get("webhook_token"),
             "webhook_signed": "webhook_secret" in spec,

@@ -1,4 +1,5 @@
-"""The Automations API's ids: `auto_<hex>` and `run_<hex>` over the engine's UUIDs.
+"""The Automations API's ids: `auto_<hex>`, `run_<hex>` and `apr_<hex>` over the engine's UUIDs
+(of a definition, a run, and a run's approval gate).
 
 A bijection, so no second id is stored: the hex is the UUID of the definition or run.
 """
@@ -9,6 +10,7 @@ import uuid
 
 AUTOMATION_PREFIX = "auto_"
 RUN_PREFIX = "run_"
+APPROVAL_PREFIX = "apr_"
 
 
 def _public(prefix: str, engine_id: str) -> str:
@@ -45,3 +47,13 @@ def run_public_id(run_id: str) -> str:
 def run_engine_id(public_id: str) -> str | None:
     """The run UUID behind `run_<hex>`; None for anything else."""
     return _engine(RUN_PREFIX, public_id)
+
+
+def approval_public_id(gate_id: str) -> str:
+    """`apr_<hex>` of a gate's UUID: an approval request is one gate of a run."""
+    return _public(APPROVAL_PREFIX, gate_id)
+
+
+def approval_engine_id(public_id: str) -> str | None:
+    """The gate UUID behind `apr_<hex>`; None for anything else."""
+    return _engine(APPROVAL_PREFIX, public_id)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
-from api.automations import catalog, maintenance, schemas, service, templates, transfer
+from api.automations import approvals, catalog, maintenance, schemas, service, templates, transfer
 from api.automations.sign_in import sign_in
 from api.db import write
 from api.deps import (
@@ -20,9 +20,13 @@ from api.deps import (
 from api.errors import JsonBody, json_request_body
 
 # Paths whose errors take NOBA's shape `{"error": ...}`.
-PATH_PREFIXES = ("/api/login", "/api/maintenance", "/api/automations")
+PATH_PREFIXES = ("/api/login", "/api/maintenance", "/api/automations", "/api/approvals")
 
 router = APIRouter(tags=["Automations"])
+# A decision's body may be left out: the comment is optional.
+DECISION_BODY = {
+    "requestBody": {**json_request_body(schemas.Decision)["requestBody"], "required": False}
+}
 
 
 def error_body(status: int, message: str, error: str | None = None) -> dict[str, str]:
@@ -90,6 +94,43 @@ def delete_maintenance_window(
     deleted = maintenance.delete_window(session, window_id)
     session.commit()
     return deleted
+
+
+# ---- approval queue ------------------------------------------------------------------------
+
+
+@router.get("/api/approvals")
+def list_approvals(
+    session: SessionDep, _: CurrentUser, status: str | None = None
+) -> list[dict[str, Any]]:
+    """The approval requests of automation runs, oldest first: the pending ones, or with
+    `?status=` (approved, rejected, timed_out, cancelled or all) the decided ones too, each
+    with who decided, when and their comment."""
+    return approvals.list_requests(session, approvals.status_filter(status))
+
+
+@router.post(
+    "/api/approvals/{request_id}/approve",
+    openapi_extra=DECISION_BODY,
+)
+async def approve_request(
+    request_id: str, body: JsonBody, services: ServicesDep, user: OperatorUser
+) -> dict[str, str]:
+    """Approve a pending request, with an optional `comment`: the run starts (or goes on).
+    Only its approvers and admins may."""
+    return await approvals.decide(services, user, request_id, body, approve=True)
+
+
+@router.post(
+    "/api/approvals/{request_id}/reject",
+    openapi_extra=DECISION_BODY,
+)
+async def reject_request(
+    request_id: str, body: JsonBody, services: ServicesDep, user: OperatorUser
+) -> dict[str, str]:
+    """Reject a pending request, with an optional `comment`: the run ends `cancelled`.
+    Only its approvers and admins may."""
+    return await approvals.decide(services, user, request_id, body, approve=False)
 
 
 # ---- automations ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.automations.catalog import DIALECT, automation_or_404, epoch
+from api.automations.catalog import DIALECT, approval_policy, automation_or_404, epoch
 from api.automations.ids import (
     automation_engine_id,
     automation_public_id,
@@ -46,7 +46,6 @@ OUTPUT_EVENTS = ("stdout", "stderr")
 MAX_DEPTH = 5  # workflows of workflows: deep enough for real use, never a cycle
 MAX_PAYLOAD = 64 * 1024
 TRUNCATED_MARK = "\n[output truncated at 256 KB]\n"
-APPROVAL_TIMEOUT_SECONDS = 3600.0  # NOBA's timeout_minutes default
 
 
 @dataclass(frozen=True)
@@ -306,8 +305,10 @@ def approver_people(session: Session, usernames: list[str]) -> list[str]:
 
 
 def start_gate(session: Session, row: Definition, autonomy: Autonomy) -> GateSpec:
-    """What a trigger of an `approve` automation waits for: its approvers or an admin, for an
-    hour, rejected when nobody decided."""
+    """What a trigger of an `approve` automation waits for: its approvers or an admin, for its
+    `approval.timeout_minutes` (60), then approved or rejected as its `on_timeout` says
+    (reject)."""
+    policy = approval_policy(row.spec)
     message = f"Run {row.spec['name']} ({automation_public_id(row.id)})?"
     if autonomy.window is not None:
         message += f" Held by maintenance window {autonomy.window.name!r} ({autonomy.window.id})."
@@ -315,9 +316,9 @@ def start_gate(session: Session, row: Definition, autonomy: Autonomy) -> GateSpe
         rule="any",
         people=approver_people(session, list(row.spec.get("approvers") or [])),
         teams=[],
-        timeout_seconds=APPROVAL_TIMEOUT_SECONDS,
+        timeout_seconds=float(policy["timeout_minutes"]) * 60.0,
         message=message,
-        on_timeout="reject",
+        on_timeout=str(policy["on_timeout"]),
     )
 
 

@@ -101,6 +101,12 @@ class RunRequest(BaseModel):
     variables: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
 
+class Decision(BaseModel):
+    """`POST /api/approvals/{id}/approve` and `/reject`: an optional comment."""
+
+    comment: str | None = Field(default=None, max_length=2000)
+
+
 class Started(BaseModel):
     run_id: str
     status: str

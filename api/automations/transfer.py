@@ -25,7 +25,7 @@ MAX_ITEMS = 1000
 # What an export or a list shows that a new automation never takes over.
 NOT_IMPORTED = frozenset({"id", "webhook_token", "webhook_signed", "last_run", "last_status"})
 EXPORTED = ("name", "type", "icon", "schedule", "params", "enabled", "autonomy", "approvers",
-            "description", "channels")  # fmt: skip
+            "description", "channels", "approval")  # fmt: skip
 
 
 def export_items(session: Session) -> list[dict[str, Any]]:

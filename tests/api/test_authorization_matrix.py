@@ -113,6 +113,11 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/automations/import"): P_ADMIN,
     ("POST", "/api/automations/webhook/{token}"): PUBLIC,
     ("POST", "/api/automations/{automation_id}/webhook-token"): P_OPERATOR,
+    ("GET", "/api/approvals"): P_VIEWER,
+    # Operators and admins; whether the caller is one of a request's approvers is the route's own
+    # answer (403 too, but only for a request that exists).
+    ("POST", "/api/approvals/{request_id}/approve"): P_OPERATOR,
+    ("POST", "/api/approvals/{request_id}/reject"): P_OPERATOR,
     # Runwright's own
     ("POST", "/api/apply"): P_ADMIN,
     ("POST", "/api/tokens"): P_VIEWER,
@@ -198,6 +203,7 @@ def concrete(path: str) -> str:
         "automation_id",
         "template_id",
         "token",
+        "request_id",
     ):
         filled = filled.replace("{" + name + "}", "nothing-here")
     assert "{" not in filled, f"no value for a parameter of {path}"

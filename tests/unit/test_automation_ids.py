@@ -7,6 +7,8 @@ import uuid
 import pytest
 
 from api.automations.ids import (
+    approval_engine_id,
+    approval_public_id,
     automation_engine_id,
     automation_public_id,
     run_engine_id,
@@ -45,3 +47,13 @@ def test_other_strings_are_not_automation_ids(public: str) -> None:
 def test_other_strings_are_not_run_ids() -> None:
     assert run_engine_id("auto_" + uuid.UUID(ENGINE).hex) is None
     assert run_engine_id("run_" + "g" * 32) is None
+
+
+def test_approval_ids_round_trip_and_stay_apart() -> None:
+    """`apr_…` names a gate's UUID (uuid5 as gates have them); other prefixes do not."""
+    gate = str(uuid.uuid5(uuid.NAMESPACE_URL, "gate"))
+    assert approval_public_id(gate) == "apr_" + uuid.UUID(gate).hex
+    assert approval_engine_id(approval_public_id(gate)) == gate
+    assert approval_engine_id("run_" + uuid.UUID(gate).hex) is None
+    assert approval_engine_id("apr_" + uuid.UUID(gate).hex.upper()) is None
+    assert approval_engine_id(gate) is None
