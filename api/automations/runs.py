@@ -26,13 +26,13 @@ from api.automations.ids import (
     run_engine_id,
     run_public_id,
 )
-from api.automations.maintenance import open_windows
 from api.errors import ApiError, bad_request, not_found
 from api.launch import LaunchRequest
 from core.maintenance import Autonomy, effective_autonomy
 from core.script_library import SCRIPTS
 from core.secrets import SECRET_REF, refs_in
 from core.statuses import automation_run_status
+from core.store.maintenance import open_windows
 from core.store.models import Definition, Run, RunEvent, User, utcnow
 from workflows.contracts import ActionSpec, GateSpec
 from workflows.gate import ADMIN_KEY
