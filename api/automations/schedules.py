@@ -14,6 +14,7 @@ the secrets the write stored) when Temporal refuses; a delete deletes the schedu
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,7 +244,7 @@ def schedulable(session: Session, user: User, raw: Any, max_runs: int) -> None:
         return  # the item's own check names the field
     if not spec.get("schedule"):
         return
-    draft = Definition(id="draft", dialect=catalog.DIALECT, spec=spec, created_by=user.id)
+    draft = Definition(id=str(uuid.uuid4()), dialect=catalog.DIALECT, spec=spec, created_by=user.id)
     scheduled_request(session, draft, user, max_runs)
 
 

@@ -45,3 +45,26 @@ def test_other_strings_are_not_automation_ids(public: str) -> None:
 def test_other_strings_are_not_run_ids() -> None:
     assert run_engine_id("auto_" + uuid.UUID(ENGINE).hex) is None
     assert run_engine_id("run_" + "g" * 32) is None
+
+
+FIRING = "s-0123456789ab-2030-01-31T18:00:00Z"
+
+
+def test_a_schedule_firing_keeps_its_workflow_id() -> None:
+    """A run a schedule started is `run_` and its workflow id, and maps back."""
+    assert run_public_id(FIRING) == "run_" + FIRING
+    assert run_engine_id("run_" + FIRING) == FIRING
+
+
+@pytest.mark.parametrize(
+    "public",
+    [
+        FIRING,  # no prefix
+        "run_s-0123456789ab-2030-01-31T18:00:00+00:00",
+        "run_s-0123456789AB-2030-01-31T18:00:00Z",
+        "run_s-0123456789ab-2030-01-31T18:00:00Z/../x",
+        "run_x-0123456789ab-2030-01-31T18:00:00Z",
+    ],
+)
+def test_other_strings_are_not_firing_ids(public: str) -> None:
+    assert run_engine_id(public) is None
