@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,11 +15,13 @@ from temporalio.client import ScheduleHandle, ScheduleRange
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.automations.ids import automation_engine_id, run_public_id
-from core.store.models import Definition, Run, RunAction
+from core.store.gates import gates_of
+from core.store.models import Definition, Run, RunAction, Secret
 from core.store.session import transaction
 from core.store.users import upsert_user
 from tests import servers
-from tests.stack import ADMIN, Stack, basic
+from tests.conftest import TEST_SECRET_KEY
+from tests.stack import ADMIN, Stack, basic, client_of_a_stopped_temporal, make_settings, stack_for
 
 ADMIN_AUTH = basic(*ADMIN)
 OPERATOR = basic("op@corp.test", "pw-op")
@@ -279,3 +281,68 @@ async def test_approve_holds_a_firing_and_a_window_can_release_it(
     assert doc["status"] == "done", doc
     assert (doc["autonomy"], doc["window"]) == ("execute", window_id)
     assert ("/released", {"who": "released"}) in receiver.received
+
+
+async def test_a_window_approve_holds_a_firing_naming_the_window(
+    noba: Stack, receiver: servers.JsonReceiver
+) -> None:
+    """A window `approve` over an `execute` automation: its firing's gate names the window."""
+    auto_id = await create(noba, hook(receiver, "frozen"))
+    window_id = await open_window(noba, [], "approve")  # empty scope: everything
+    await handle_of(noba, auto_id).trigger()
+    doc = await fired_run(noba, auto_id, {"pending_approval"})
+    assert (doc["autonomy"], doc["window"]) == ("approve", window_id)
+    with noba.sessions() as session:
+        [gate] = gates_of(session, doc["run_id"].removeprefix("run_"))
+    assert gate.message.endswith(f"Held by maintenance window 'freeze approve' ({window_id}).")
+    assert receiver.received == []
+
+
+@pytest.fixture(scope="module")
+async def down(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """A runwright whose Temporal server has gone away after it connected (no worker)."""
+    client = await client_of_a_stopped_temporal()
+    settings = make_settings(tmp_path_factory.mktemp("down"), secret_key=TEST_SECRET_KEY)
+    async with stack_for(settings, client, worker=False) as stack:
+        with transaction(stack.sessions) as session:
+            upsert_user(session, "op@corp.test", password="pw-op", role="operator")
+        yield stack
+
+
+def stored(stack: Stack) -> tuple[int, int]:
+    with stack.sessions() as session:
+        automations = session.scalar(select(func.count()).select_from(Definition))
+        secrets = session.scalar(select(func.count()).select_from(Secret))
+    return int(automations or 0), int(secrets or 0)
+
+
+async def test_temporal_down_is_503_with_nothing_written(down: Stack) -> None:
+    """Create, template apply, import and an update that schedules: 503, and the automation
+    (with the secrets its body brought) is not stored, or stays as it was."""
+    receiver = servers.JsonReceiver(port=9)
+    before = stored(down)
+    response = await down.api.post("/api/automations", json=hook(receiver, "x"), headers=OPERATOR)
+    assert response.status_code == 503, response.text
+    assert "unavailable" in response.json()["error"]
+    applied = await down.api.post(
+        "/api/automations/templates/cert-renew/apply", json={}, headers=OPERATOR
+    )
+    assert applied.status_code == 503, applied.text
+    imported = await down.api.post(
+        "/api/automations/import", json=[hook(receiver, "y"), {**hook(receiver, "z"),
+                                                               "schedule": None}],
+        headers=ADMIN_AUTH,
+    )  # fmt: skip
+    assert imported.status_code == 503, imported.text
+    assert stored(down) == before
+
+    unscheduled = await create(down, {**hook(receiver, "w"), "schedule": None})
+    spec = spec_of(down, unscheduled)
+    changed = await down.api.put(
+        f"/api/automations/{unscheduled}",
+        json={"schedule": "0 3 * * *", "params": hook(receiver, "v")["params"]},
+        headers=OPERATOR,
+    )
+    assert changed.status_code == 503, changed.text
+    assert spec_of(down, unscheduled) == spec
+    assert stored(down) == (before[0] + 1, before[1] + 1)  # its one header, from its create
