@@ -17,7 +17,14 @@ from api.deps import Services
 from api.runs import start_run
 from core.statuses import RunStatus
 from core.store.models import Approval, Run, utcnow
-from workflows.contracts import ActionSpec, CallbackSpec, GateSpec, Registration, RunInput
+from workflows.contracts import (
+    ActionSpec,
+    Admission,
+    CallbackSpec,
+    GateSpec,
+    Registration,
+    RunInput,
+)
 from workflows.gate import START_GATE_IDX, gate_opening, gate_satisfied
 
 # Catalog kinds a run can be about: each has its own column on the run's row.
@@ -51,6 +58,8 @@ class LaunchRequest:
     secret_refs: list[str] = field(default_factory=list)  # values redacted from the output
     limit_hosts: list[str] = field(default_factory=list)
     restartable: bool = False  # a failed run ends its workflow failed, so it can run again
+    # A scheduled run's autonomy, decided when it fires (a run started now is decided now).
+    admission: Admission | None = None
 
 
 def run_input(
@@ -82,7 +91,10 @@ def scheduled_input(request: LaunchRequest, created_at: datetime) -> RunInput:
     """The input a schedule starts the run with: no run id (each firing's workflow id is
     used) and a registration, so the run writes its own row as the creator's."""
     registration = Registration(
-        created_by=request.creator, account_id=request.account_id, parameters=request.parameters
+        created_by=request.creator,
+        account_id=request.account_id,
+        parameters=request.parameters,
+        admission=request.admission,
     )
     return dataclasses.replace(
         run_input(request, run_id="", created_at=created_at), registration=registration

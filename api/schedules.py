@@ -126,9 +126,11 @@ def schedule_spec(trigger: Trigger) -> ScheduleSpec:
     return ScheduleSpec(calendars=[calendar], time_zone_name="UTC")
 
 
-def temporal_schedule(action: ScheduleAction, trigger: Trigger, description: str) -> Schedule:
+def temporal_schedule(
+    action: ScheduleAction, trigger: Trigger, description: str, *, paused: bool = False
+) -> Schedule:
     """The whole Temporal schedule of a trigger. Firings may overlap: each is a run, queued
-    by its concurrency limit like any other."""
+    by its concurrency limit like any other. A paused schedule does not fire."""
     once = isinstance(trigger, Once)
     return Schedule(
         action=action,
@@ -139,6 +141,7 @@ def temporal_schedule(action: ScheduleAction, trigger: Trigger, description: str
         ),
         state=ScheduleState(
             note=description[:MAX_NOTE],
+            paused=paused,
             limited_actions=once,
             remaining_actions=1 if once else 0,
         ),
@@ -166,12 +169,14 @@ def scheduled_launch(
     memo: dict[str, Any],
     task_queue: str,
     now: datetime,
+    paused: bool = False,
 ) -> ScheduledLaunch:
-    """The Temporal schedule that launches `request` whenever `trigger` fires."""
+    """The Temporal schedule that launches `request` whenever `trigger` fires (not while
+    `paused`)."""
     action = schedule_action(request, schedule_id, task_queue, now)
     return ScheduledLaunch(
         schedule_id=schedule_id,
-        schedule=temporal_schedule(action, trigger, description),
+        schedule=temporal_schedule(action, trigger, description, paused=paused),
         search_attributes=schedule_attributes(request),
         memo=memo,
     )

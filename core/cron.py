@@ -123,3 +123,17 @@ def parse_cron(expression: str) -> Cron:
         any_day=parts[2].startswith("*"),
         any_weekday=parts[4].startswith("*"),
     )
+
+
+def temporal_expressions(expression: str) -> list[str]:
+    """What Temporal is given for a unix cron expression (CronError when it is not one).
+
+    Unix cron fires when day of month *or* day of week matches if both are restricted (neither
+    starts with `*`); Temporal requires both. Such an expression becomes two, one per day field.
+    """
+    cron = parse_cron(expression)
+    parts = expression.split()
+    minute, hour, dom, month, dow = parts
+    if cron.any_day or cron.any_weekday:
+        return [" ".join(parts)]
+    return [f"{minute} {hour} {dom} {month} *", f"{minute} {hour} * {month} {dow}"]

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.admission import AdmissionActivities
 from activities.callbacks import CallbackActivities
 from activities.event_log import OutputCap
 from activities.http_requests import HttpLimits
@@ -94,6 +95,7 @@ def build_workers(
         output_cap=OutputCap(settings.run_max_events, settings.run_max_output_bytes),
     )
     records = RecordActivities(sessions, callbacks)
+    admission = AdmissionActivities(sessions)
     slots = SlotActivities()
     shared = Worker(
         client,
@@ -106,6 +108,7 @@ def build_workers(
             runs.reserve_worker,
             records.record_run,
             records.record_action,
+            admission.admit_run,
             callbacks.deliver_callbacks,
             callbacks.abandon_callbacks,
         ],

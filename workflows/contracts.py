@@ -83,12 +83,40 @@ class CallbackSpec:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """How a run nobody started by hand is let in, decided when it starts (a schedule's
+    firing), not when it was set up: the maintenance windows open then may override."""
+
+    autonomy: str  # the definition's own level: execute | approve | notify | disabled
+    subjects: list[str]  # what a window's scope may name to cover the run (ids, hosts)
+    gate: GateSpec  # what the run waits at when the level comes out `approve`
+
+
+@dataclass(frozen=True)
+class AdmitInput:
+    """Decide a run's admission now."""
+
+    run_id: str
+    admission: Admission
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The level a run starts with, and the maintenance window that set it (None: its own)."""
+
+    level: str
+    window_id: str | None = None
+    window_name: str | None = None
+
+
+@dataclass(frozen=True)
 class Registration:
     """The run's DB row, for runs nobody created beforehand (those a schedule starts)."""
 
     created_by: str | None = None  # the user the run is attributed to (a service account)
     account_id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    admission: Admission | None = None  # decided as the run starts (None: it just runs)
 
 
 @dataclass(frozen=True)
@@ -322,3 +350,4 @@ UPLOAD_ARTIFACTS = "upload_artifacts"
 CLEANUP_RUN = "cleanup_run"
 RECORD_RUN = "record_run"
 RECORD_ACTION = "record_action"
+ADMIT_RUN = "admit_run"

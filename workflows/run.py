@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from core.callbacks import OUTBOX_LEVELS
     from core.statuses import KILLABLE, STOPPABLE, ActionStatus, GateStatus, RunStatus
     from workflows import attempt
+    from workflows.admission import held_gate, refusal
     from workflows.callbacks import (
         DELIVER_CALLBACKS_WORKFLOW,
         DeliverCallbacksInput,
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.conditions import should_run
     from workflows.contracts import (
+        ADMIT_RUN,
         CONTROL_UPDATE,
         DECIDE_UPDATE,
         RECORD_ACTION,
@@ -44,6 +46,9 @@ with workflow.unsafe.imports_passed_through():
         ActionResult,
         ActionSpec,
         ActionState,
+        Admission,
+        AdmitInput,
+        Admitted,
         CommitInfo,
         Control,
         Decision,
@@ -122,6 +127,11 @@ class RunWorkflow:
         if inp.registration is not None:
             await self._set_status(RunStatus.SCHEDULED, event="started by a schedule")
         try:
+            admission = inp.registration.admission if inp.registration is not None else None
+            if admission is not None:
+                refused = await self._admit(admission)
+                if refused is not None:
+                    return refused
             if self._start_gate is not None:
                 outcome = await self._pass_start_gate(self._start_gate)
                 if outcome is not None:
@@ -138,6 +148,26 @@ class RunWorkflow:
             for timer in self._timers:
                 timer.cancel()
             await self._slot.release()
+
+    async def _admit(self, admission: Admission) -> str | None:
+        """Decide, now, whether the run starts, waits for approval or ends without running
+        (the final status then). Only runs whose registration asks for it get here, so the
+        histories of older runs never schedule this activity."""
+        admitted = await workflow.execute_local_activity(
+            ADMIT_RUN,
+            AdmitInput(run_id=self._input.run_id, admission=admission),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            result_type=Admitted,
+        )
+        reason = refusal(admitted)
+        if reason is not None:
+            return await self._finish(RunStatus.SKIPPED, error=reason)
+        gate = held_gate(admission.gate, admitted)
+        if gate is not None:
+            self._start_gate = self._gate = gate
+            self._gate_idx = START_GATE_IDX
+            self._has_gates = True
+        return None
 
     async def _pass_start_gate(self, gate: GateSpec) -> str | None:
         """Wait at the start gate; the final status when the run ends there, else None."""

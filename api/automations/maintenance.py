@@ -11,26 +11,10 @@ from sqlalchemy.orm import Session
 from api.automations import schemas
 from api.errors import ApiError, bad_request, not_found
 from core.cron import CronError, parse_cron
-from core.maintenance import (
-    MAX_RECURRING_DURATION,
-    OpenWindow,
-    WindowTimes,
-    activated,
-    deactivated,
-    is_open,
-)
+from core.maintenance import MAX_RECURRING_DURATION, activated, deactivated, is_open
+from core.store.maintenance import times_of
 from core.store.models import MaintenanceWindow, User, utcnow
 from core.timefmt import as_utc, rfc3339
-
-
-def times_of(row: MaintenanceWindow) -> WindowTimes:
-    return WindowTimes(
-        start=row.start_at,
-        end=row.end_at,
-        recurring=row.recurring,
-        override_active=row.override_active,
-        override_until=row.override_until,
-    )
 
 
 def window_view(row: MaintenanceWindow, now: datetime) -> schemas.MaintenanceWindow:
@@ -111,13 +95,3 @@ def delete_window(session: Session, window_id: str) -> schemas.Deleted:
     session.delete(_window(session, window_id))
     session.flush()
     return schemas.Deleted()
-
-
-def open_windows(session: Session, now: datetime) -> list[OpenWindow]:
-    """The windows open at `now`, for the autonomy of a trigger."""
-    rows = session.scalars(select(MaintenanceWindow).order_by(MaintenanceWindow.created_at))
-    return [
-        OpenWindow(row.id, row.name, tuple(row.scope), row.autonomy_override)
-        for row in rows
-        if is_open(times_of(row), now)
-    ]

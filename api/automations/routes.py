@@ -6,9 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
-from api.automations import approvals, catalog, maintenance, schemas, service, templates, transfer
+from api.automations import (
+    approvals,
+    maintenance,
+    schedules,
+    schemas,
+    service,
+    templates,
+    transfer,
+)
 from api.automations.sign_in import sign_in
-from api.db import write
 from api.deps import (
     AdminUser,
     CurrentUser,
@@ -149,13 +156,12 @@ def list_automations(session: SessionDep, user: CurrentUser) -> list[dict[str, A
     response_model=schemas.Created,
     openapi_extra=json_request_body(schemas.AutomationIn),
 )
-def create_automation(
-    body: JsonBody, session: SessionDep, services: ServicesDep, user: OperatorUser
+async def create_automation(
+    body: JsonBody, services: ServicesDep, user: OperatorUser
 ) -> schemas.Created:
-    """Create an automation (operators; a custom script `command` takes an admin)."""
-    row = catalog.create(session, user, body, service.secret_writer(session, services.box))
-    session.commit()
-    return schemas.Created(id=service.public_id(row))
+    """Create an automation (operators; a custom script `command` takes an admin). With a
+    `schedule` it fires as a Temporal Schedule (503, nothing stored, when Temporal is down)."""
+    return schemas.Created(id=await schedules.create(services, user, body))
 
 
 @router.get("/api/automations/runs/{run_id}")
@@ -184,18 +190,15 @@ def list_templates(_: CurrentUser) -> list[dict[str, Any]]:
     response_model=schemas.Created,
     openapi_extra=json_request_body(schemas.TemplateOverrides),
 )
-def apply_template(
+async def apply_template(
     template_id: str,
     body: JsonBody,
-    session: SessionDep,
     services: ServicesDep,
     user: OperatorUser,
 ) -> schemas.Created:
     """A new automation from a template, with `name`, `params`, `schedule` overridden."""
     raw = templates.from_template(template_id, body)
-    row = catalog.create(session, user, raw, service.secret_writer(session, services.box))
-    session.commit()
-    return schemas.Created(id=service.public_id(row))
+    return schemas.Created(id=await schedules.create(services, user, raw))
 
 
 @router.get("/api/automations/export")
@@ -215,8 +218,7 @@ async def import_automations(
     """Admins: a JSON array from an export (or NOBA's YAML `{automations: [...]}`) becomes new
     automations with new ids and webhook tokens; invalid items are skipped, each with why."""
     items = transfer.parse_items(await request.body(), request.headers.get("content-type", ""))
-    answer = await write(services.sessions, service.import_all, services.box, user, items)
-    return schemas.Imported(**answer)
+    return schemas.Imported(**await schedules.import_all(services, user, items))
 
 
 @router.post("/api/automations/webhook/{token}", response_model=schemas.Started)
@@ -253,24 +255,24 @@ def get_automation(automation_id: str, session: SessionDep, user: CurrentUser) -
     response_model=schemas.Updated,
     openapi_extra=json_request_body(schemas.AutomationIn),
 )
-def update_automation(
+async def update_automation(
     automation_id: str,
     body: JsonBody,
-    session: SessionDep,
     services: ServicesDep,
     user: OperatorUser,
 ) -> schemas.Updated:
-    """Change the fields given; the others stay as they are."""
-    catalog.update(session, user, automation_id, body, service.secret_writer(session, services.box))
-    session.commit()
+    """Change the fields given; the others stay as they are. The schedule follows: replaced,
+    made, deleted (`schedule: null`) or paused (`enabled: false`)."""
+    await schedules.update(services, user, automation_id, body)
     return schemas.Updated()
 
 
 @router.delete("/api/automations/{automation_id}", response_model=schemas.Deleted)
-def delete_automation(automation_id: str, session: SessionDep, _: OperatorUser) -> schemas.Deleted:
-    """Delete an automation; its runs stay readable."""
-    catalog.delete(session, automation_id)
-    session.commit()
+async def delete_automation(
+    automation_id: str, services: ServicesDep, _: OperatorUser
+) -> schemas.Deleted:
+    """Delete an automation and its schedule; its runs stay readable."""
+    await schedules.remove(services, automation_id)
     return schemas.Deleted()
 
 

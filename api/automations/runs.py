@@ -26,7 +26,6 @@ from api.automations.ids import (
     run_engine_id,
     run_public_id,
 )
-from api.automations.maintenance import open_windows
 from api.automations.params import refs_of
 from api.automations.report import report_action
 from api.errors import ApiError, bad_request, not_found
@@ -35,6 +34,7 @@ from core.maintenance import Autonomy, effective_autonomy
 from core.script_library import SCRIPTS
 from core.secrets import SECRET_REF, refs_in
 from core.statuses import automation_run_status
+from core.store.maintenance import open_windows
 from core.store.models import Definition, Run, RunEvent, User, utcnow
 from workflows.contracts import ActionSpec, GateSpec
 from workflows.gate import ADMIN_KEY
@@ -278,19 +278,26 @@ def prepare_row_run(
         raise ApiError(409, reason)
     request = launch_request(session, row, trigger, max_runs)
     held_by = autonomy.window.id if autonomy.window is not None else None
-    refs = refs_of(row.spec.get("channels"))
-    if autonomy.level == "notify" and refs:
-        # No channels (a window's `notify` over an automation without any): it just runs.
-        report = report_action(row.spec["name"], automation_public_id(row.id), trigger.kind, refs)
-        request = dataclasses.replace(
-            request,
-            actions=[*request.actions, report],
-            secret_refs=[*request.secret_refs, *refs],
-        )
+    if autonomy.level == "notify":
+        request = reported(request, row, trigger.kind)
     return dataclasses.replace(
         request,
         gate=start_gate(session, row, autonomy) if autonomy.level == "approve" else None,
         parameters={**request.parameters, "autonomy": autonomy.level, "window": held_by},
+    )
+
+
+def reported(request: LaunchRequest, row: Definition, trigger_kind: str) -> LaunchRequest:
+    """`request` ending with a report to the automation's channels (the `notify` autonomy);
+    unchanged without channels (a window's `notify` over an automation without any)."""
+    refs = refs_of(row.spec.get("channels"))
+    if not refs:
+        return request
+    report = report_action(row.spec["name"], automation_public_id(row.id), trigger_kind, refs)
+    return dataclasses.replace(
+        request,
+        actions=[*request.actions, report],
+        secret_refs=[*request.secret_refs, *refs],
     )
 
 

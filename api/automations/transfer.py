@@ -8,6 +8,7 @@ still holding a mask is skipped, so a copy never runs with a placeholder for a c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -18,7 +19,7 @@ from api.automations.params import masked_channel
 from api.errors import ApiError, bad_request
 from api.fields import FieldError, PutSecret
 from core.secrets import MASK
-from core.store.models import User
+from core.store.models import Definition, User
 from core.yaml_input import load_all
 
 MAX_ITEMS = 1000
@@ -67,9 +68,18 @@ def _holds_mask(value: Any) -> bool:
     return False
 
 
-def import_items(session: Session, user: User, items: list[Any], put: PutSecret) -> dict[str, Any]:
+def import_items(
+    session: Session,
+    user: User,
+    items: list[Any],
+    put: PutSecret,
+    *,
+    check: Callable[[Any], None] | None = None,
+    created: list[Definition] | None = None,
+) -> dict[str, Any]:
     """Store each valid item as a new automation (new id, new webhook token); skip the rest,
-    saying why. One transaction: the caller commits."""
+    saying why. `check` refuses an item too (before anything of it is written); `created`
+    collects the new rows. One transaction: the caller commits."""
     imported = 0
     skipped: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -80,9 +90,13 @@ def import_items(session: Session, user: User, items: list[Any], put: PutSecret)
             if _holds_mask(item):
                 raise FieldError("params", "holds a masked secret; set it again after importing")
             catalog.check_body(session, user, item)  # before anything of it is written
-            catalog.create(session, user, item, put)
+            if check is not None:
+                check(item)
+            row = catalog.create(session, user, item, put)
         except (FieldError, ApiError) as exc:
             skipped.append({"index": index, "error": getattr(exc, "message", str(exc))})
             continue
         imported += 1
+        if created is not None:
+            created.append(row)
     return {"imported": imported, "skipped": len(skipped), "errors": skipped}

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from api.fields import FieldError, obj, text
-from core.cron import CronError, parse_cron
+from core.cron import CronError, temporal_expressions
 from core.timefmt import as_utc
 
 TRIGGER_TYPES = ("cron", "date")
@@ -46,20 +46,11 @@ class ScheduleBody:
 
 
 def cron_expressions(expression: str, path: str) -> list[str]:
-    """What Temporal is given for a checked unix cron expression.
-
-    Unix cron fires when day of month *or* day of week matches if both are restricted (neither
-    starts with `*`); Temporal requires both. Such an expression becomes two, one per day field.
-    """
+    """What Temporal is given for a checked unix cron expression (see `temporal_expressions`)."""
     try:
-        cron = parse_cron(expression)
+        return temporal_expressions(expression)
     except CronError as exc:
         raise FieldError(path, str(exc)) from exc
-    parts = expression.split()
-    minute, hour, dom, month, dow = parts
-    if cron.any_day or cron.any_weekday:
-        return [" ".join(parts)]
-    return [f"{minute} {hour} {dom} {month} *", f"{minute} {hour} * {month} {dow}"]
 
 
 def parse_date(expression: str, path: str, now: datetime) -> datetime:

@@ -12,6 +12,7 @@ import asyncio
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,8 +23,15 @@ from api.runs import GateOutcome, decide_gate
 from core.settings import generate_key
 from core.statuses import RunStatus
 from core.store.gates import GateRow, open_gates
-from tests.stack import Stack, add_definition, basic, make_settings, stack_for
-from workflows.contracts import SEARCH_ATTRIBUTES, ActionSpec
+from tests.stack import Stack, add_definition, basic, engine_run, make_settings, stack_for
+from workflows.contracts import (
+    RUN_WORKFLOW,
+    SEARCH_ATTRIBUTES,
+    ActionSpec,
+    Admission,
+    GateSpec,
+    Registration,
+)
 
 HERE = Path(__file__).parent / "histories"
 SCENARIOS = {
@@ -96,9 +104,41 @@ async def approval_actions(stack: Stack) -> str:
     return run.id
 
 
+async def _fire(stack: Stack, autonomy: str) -> str:
+    """Start `Run` as a schedule's firing does: no run id, a registration with an admission."""
+    spec = {"actions": [{"name": "tick", "exec": {"script": "echo tick"}}]}
+    gate = GateSpec(rule="any", people=["person:u1"], teams=[], message="Run tick?")
+    admission = Admission(autonomy=autonomy, subjects=["tick"], gate=gate)
+    _, template = engine_run(
+        add_definition(stack, spec),
+        spec,
+        run_id="",
+        registration=Registration(created_by="u1", admission=admission),
+    )
+    run_id = f"s-{uuid.uuid4().hex[:12]}-2030-01-01T00:00:00Z"
+    await stack.temporal.start_workflow(
+        RUN_WORKFLOW, template, id=run_id, task_queue=stack.settings.task_queue
+    )
+    return run_id
+
+
+async def held_on_firing(stack: Stack) -> str:
+    """A firing admitted as `approve`: it waits at the start gate, is approved, runs."""
+    run_id = await _fire(stack, "approve")
+    await _decide_gate(stack, run_id, -1, approve=True)
+    return run_id
+
+
+async def blocked_on_firing(stack: Stack) -> str:
+    """A firing admitted as `disabled`: it ends skipped without executing anything."""
+    return await _fire(stack, "disabled")
+
+
 # Scenarios launched through the engine's own service (no dialect has their shape).
 ENGINE_SCENARIOS: dict[str, Callable[[Stack], Awaitable[str]]] = {
     "approval_actions": approval_actions,
+    "held_on_firing": held_on_firing,
+    "blocked_on_firing": blocked_on_firing,
 }
 
 

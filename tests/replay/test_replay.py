@@ -19,6 +19,8 @@ def test_histories_are_recorded() -> None:
         "filters_and_always",
         "approved_gate",
         "approval_actions",
+        "held_on_firing",
+        "blocked_on_firing",
     }
 
 

@@ -57,3 +57,26 @@ def test_approval_ids_round_trip_and_stay_apart() -> None:
     assert approval_engine_id("run_" + uuid.UUID(gate).hex) is None
     assert approval_engine_id("apr_" + uuid.UUID(gate).hex.upper()) is None
     assert approval_engine_id(gate) is None
+
+
+FIRING = "s-0123456789ab-2030-01-31T18:00:00Z"
+
+
+def test_a_schedule_firing_keeps_its_workflow_id() -> None:
+    """A run a schedule started is `run_` and its workflow id, and maps back."""
+    assert run_public_id(FIRING) == "run_" + FIRING
+    assert run_engine_id("run_" + FIRING) == FIRING
+
+
+@pytest.mark.parametrize(
+    "public",
+    [
+        FIRING,  # no prefix
+        "run_s-0123456789ab-2030-01-31T18:00:00+00:00",
+        "run_s-0123456789AB-2030-01-31T18:00:00Z",
+        "run_s-0123456789ab-2030-01-31T18:00:00Z/../x",
+        "run_x-0123456789ab-2030-01-31T18:00:00Z",
+    ],
+)
+def test_other_strings_are_not_firing_ids(public: str) -> None:
+    assert run_engine_id(public) is None
