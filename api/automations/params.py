@@ -157,12 +157,12 @@ def _script(params: dict[str, Any]) -> Checked:
 
 
 def _service(params: dict[str, Any]) -> Checked:
-    only_keys(params, "params", ("service", "action", "host"))
+    only_keys(params, "params", ("service", "action", "host", "timeout"))
     service = text(params.get("service"), "params.service", required=True, max_len=256)
     if not _UNIT.match(service):
         raise FieldError("params.service", "must be a systemd unit name")
     action = choice(params.get("action"), "params.action", SERVICE_ACTIONS, default="restart")
-    out: dict[str, Any] = {"service": service, "action": action}
+    out: dict[str, Any] = {"service": service, "action": action, "timeout": _timeout(params)}
     host = _host(params, "host", required=False)
     if host:
         out["host"] = host

@@ -26,7 +26,7 @@ from api.automations.ids import (
     run_engine_id,
     run_public_id,
 )
-from api.automations.params import refs_of
+from api.automations.params import DEFAULT_TIMEOUT, refs_of
 from api.automations.report import report_action
 from api.errors import ApiError, bad_request, not_found
 from api.launch import LaunchRequest
@@ -35,7 +35,7 @@ from core.script_library import SCRIPTS
 from core.secrets import SECRET_REF, refs_in
 from core.statuses import automation_run_status
 from core.store.maintenance import open_windows
-from core.store.models import Definition, Run, RunEvent, User, utcnow
+from core.store.models import Definition, Run, RunAction, RunEvent, User, utcnow
 from workflows.contracts import ActionSpec, GateSpec
 from workflows.gate import ADMIN_KEY
 
@@ -138,13 +138,26 @@ def actions_of(
         ]
     if kind == "service_control":
         argv = ["systemctl", params["action"], "--", params["service"]]
+        # Automations stored before service control had a timeout get the default.
+        limit = float(params.get("timeout", DEFAULT_TIMEOUT))
         if "host" in params:
             target = _ssh(session, params["host"], "params.host")
+            remote = {**target, "argv": argv}
             return [
-                ActionSpec(name=name, kind="ssh", spec={**target, "argv": argv}, templated=False)
+                ActionSpec(
+                    name=name, kind="ssh", spec=remote, timeout_seconds=limit, templated=False
+                )
             ]
         script = "exec " + " ".join(shlex.quote(a) for a in argv)
-        return [ActionSpec(name=name, kind="exec", spec={"script": script}, templated=False)]
+        return [
+            ActionSpec(
+                name=name,
+                kind="exec",
+                spec={"script": script},
+                timeout_seconds=limit,
+                templated=False,
+            )
+        ]
     if kind == "agent_command":
         target = _ssh(session, params["host"], "params.host")
         return [
@@ -202,7 +215,11 @@ def launch_request(
     actions = actions_of(session, row, trigger)
     spec = row.spec
     public_id = automation_public_id(row.id)
-    single_script = len(actions) == 1 and spec["type"] in ("script", "agent_command")
+    single_script = len(actions) == 1 and spec["type"] in (
+        "script",
+        "agent_command",
+        "service_control",
+    )
     return LaunchRequest(
         definition_id=row.id,
         dialect=DIALECT,
@@ -357,6 +374,17 @@ def output_of(session: Session, run_id: str) -> str:
     return "".join(parts)
 
 
+def failed_action_error(session: Session, run_id: str) -> str | None:
+    """Why the run's first failed action failed (a run that failed in an action has no error
+    of its own; NOBA shows one)."""
+    return session.scalar(
+        select(RunAction.error)
+        .where(RunAction.run_id == run_id, RunAction.error.is_not(None))
+        .order_by(RunAction.idx)
+        .limit(1)
+    )
+
+
 def run_view(session: Session, run: Run) -> dict[str, Any]:
     """`GET /api/automations/runs/{run_id}`."""
     params = run.parameters or {}
@@ -367,7 +395,7 @@ def run_view(session: Session, run: Run) -> dict[str, Any]:
         "started": epoch(run.start_time),
         "finished": epoch(run.end_time),
         "output": output_of(session, run.id),
-        "error": run.error,
+        "error": run.error or failed_action_error(session, run.id),
         "trigger": params.get("trigger"),
         "triggered_by": params.get("triggered_by"),
         "variables": params.get("variables") or {},

@@ -47,6 +47,7 @@ RECORDING_SYSTEMCTL = """#!/bin/sh
 out=$(mktemp "$(dirname "$0")/call.XXXXXX")
 printf '%s\\0' "$@" > "$out"
 echo "systemctl: $*"
+case "$*" in *hung.service*) sleep 30; echo never ;; esac
 """
 # The same for the worker's PATH, where the sandbox shows the directory read-only: it prints
 # each word in brackets instead, and the run's output is the record (and whether it could
@@ -154,6 +155,7 @@ async def test_agent_command_runs_on_the_host_and_fails_with_it(
     assert doc["status"] == "failed", doc
     # stdout and stderr come through two pipes: each line is there, in either order.
     assert sorted(doc["output"].splitlines()) == ["oops", "partial"]
+    assert "7" in doc["error"], doc  # why it failed, as NOBA's run rows say it
     item = (await noba.api.get(f"/api/automations/{bad}", headers=OPERATOR)).json()
     assert item["last_status"] == "failed"
     assert item["params"] == {"host": "box", "command": "echo partial; echo oops >&2; exit 7",
@@ -175,6 +177,26 @@ async def test_service_control_on_a_host_runs_its_systemctl(
     assert doc["status"] == "done", doc
     assert doc["output"] == "systemctl: restart -- nginx\n"
     assert recorded(calls) == [["restart", "--", "nginx"]]
+
+
+async def test_a_hung_service_control_ends_timeout(
+    noba: Stack, web1: SshServer, calls: Path
+) -> None:
+    """A `systemctl` that hangs is ended at the automation's `timeout` (300 s unless set)."""
+    await apply_host(noba, web1, "web1")
+    auto_id = await create(
+        noba,
+        {"name": "Hung", "type": "service_control",
+         "params": {"service": "hung.service", "action": "restart", "host": "web1",
+                    "timeout": 2}},
+        OPERATOR,
+    )  # fmt: skip
+    shown = (await noba.api.get(f"/api/automations/{auto_id}", headers=OPERATOR)).json()
+    assert shown["params"]["timeout"] == 2
+    doc = await wait_for(noba, (await start(noba, auto_id))["run_id"])
+    assert doc["status"] == "timeout", doc
+    assert "never" not in doc["output"]
+    assert doc["finished"] - doc["started"] < 15
 
 
 async def test_a_unit_name_is_one_word_and_injection_is_refused(
@@ -215,7 +237,7 @@ async def test_a_unit_name_is_one_word_and_injection_is_refused(
         bad_field = next(k for k, v in params.items() if str(marker) in v)
         assert changed.json()["error"].startswith(f"params.{bad_field}:")
     item = (await noba.api.get(f"/api/automations/{auto_id}", headers=OPERATOR)).json()
-    assert item["params"] == {"service": unit, "action": "stop", "host": "web1"}
+    assert item["params"] == {"service": unit, "action": "stop", "host": "web1", "timeout": 300}
 
     doc = await wait_for(noba, (await start(noba, auto_id))["run_id"])
     assert doc["status"] == "done", doc

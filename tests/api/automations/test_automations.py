@@ -62,7 +62,7 @@ async def test_create_list_update_delete(crud: Stack) -> None:
         "schedule": None, "last_run": None, "last_status": None,
     }  # fmt: skip
     [full] = (await crud.api.get("/api/automations", headers=OPERATOR)).json()
-    assert full["params"] == {"service": "nginx", "action": "restart"}
+    assert full["params"] == {"service": "nginx", "action": "restart", "timeout": 300}
     assert full["enabled"] is True and full["autonomy"] == "execute"
     assert len(full["webhook_token"]) == 64
 
@@ -73,7 +73,7 @@ async def test_create_list_update_delete(crud: Stack) -> None:
     one = (await crud.api.get(f"/api/automations/{auto_id}", headers=OPERATOR)).json()
     # A partial merge: the name and token stay, params are the new ones with defaults.
     assert one["name"] == "Restart nginx" and one["webhook_token"] == full["webhook_token"]
-    assert one["params"] == {"service": "caddy", "action": "restart"}
+    assert one["params"] == {"service": "caddy", "action": "restart", "timeout": 300}
 
     renamed = await crud.api.put(
         f"/api/automations/{auto_id}",
