@@ -443,9 +443,7 @@ class RunWorkflow:
     ) -> tuple[RunStatus, str | None]:
         """The status (and error) the run ends with if it ends now."""
         if self._control is not None:
-            if self._ttl_expired:
-                return RunStatus.TIMED_OUT, "execution TTL exceeded"
-            return (RunStatus.KILLED if self._control.action == "kill" else RunStatus.STOPPED), None
+            return self._controlled_ending()
         if ending is not None:
             return ending
         if init_error is not None:
@@ -564,15 +562,16 @@ class RunWorkflow:
             start_to_close_timeout=RECORD_TIMEOUT,
         )
 
-    async def _finish_controlled(self, *, gate: GateRecord | None = None) -> str:
+    def _controlled_ending(self) -> tuple[RunStatus, str | None]:
+        """How a stopped or killed run ends (a TTL's stop says so)."""
         assert self._control is not None
         if self._ttl_expired:
-            return await self._finish(
-                RunStatus.TIMED_OUT, error="execution TTL exceeded", gate=gate
-            )
-        if self._control.action == "kill":
-            return await self._finish(RunStatus.KILLED, gate=gate)
-        return await self._finish(RunStatus.STOPPED, gate=gate)
+            return RunStatus.TIMED_OUT, "execution TTL exceeded"
+        return (RunStatus.KILLED if self._control.action == "kill" else RunStatus.STOPPED), None
+
+    async def _finish_controlled(self, *, gate: GateRecord | None = None) -> str:
+        status, error = self._controlled_ending()
+        return await self._finish(status, error=error, gate=gate)
 
     async def _finish(
         self, status: RunStatus, *, error: str | None = None, gate: GateRecord | None = None
