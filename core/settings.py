@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     # An exec's output is cut here (at a UTF-8 boundary); it travels in the run's history.
     runbooks_output_cap_bytes: int = Field(default=1024 * 1024, ge=1, le=1536 * 1024)
 
+    # Aviator runbooks: an OpenAI-compatible chat endpoint writes plans from free-text prompts
+    # (unset: only runbook files and pasted runbooks are planned). The key is read from a file
+    # (a mounted secret) when a plan is asked for, so it is in no environment or history.
+    planner_url: str = ""
+    planner_model: str = ""
+    planner_api_key_file: Path | None = None
+    planner_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+
     # Automations: at most this many runs execute at once, the others wait as `queued`.
     automation_max_runs: int = Field(default=3, ge=1, le=1000)
 
@@ -129,6 +137,13 @@ class Settings(BaseSettings):
         if self.egress_allow is None:
             self.egress_allow = DEV_ALLOW if self.dev_mode else ""
         EgressPolicy.parse(self.egress_allow)  # a bad network fails at start, naming it
+        if self.planner_url:
+            if not self.planner_url.lower().startswith(("https://", "http://")):
+                raise ValueError("RUNWRIGHT_PLANNER_URL must be an http(s) URL")
+            if not self.planner_model.strip():
+                raise ValueError(
+                    "RUNWRIGHT_PLANNER_MODEL must name the model when RUNWRIGHT_PLANNER_URL is set"
+                )
         if self.secret_key.strip() in PLACEHOLDER_KEYS:
             raise ValueError(
                 "RUNWRIGHT_SECRET_KEY must be set to a Fernet key outside dev mode "

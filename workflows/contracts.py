@@ -3,12 +3,15 @@
 These cross the Temporal boundary, so they are the wire format of running histories: add
 fields with defaults, never rename or remove one. Secrets never appear here in plain text;
 a field ending in `_ref` holds the id of an encrypted secret that only an activity opens.
+A runbook's plan travels as `core.runbooks.model.Runbook` (standard library only itself).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from core.runbooks.model import Runbook
 
 # Search attributes a run carries, so a user finds it in the Temporal UI by what they know.
 SA_DEFINITION_ID = "RunwrightDefinitionId"
@@ -351,3 +354,23 @@ CLEANUP_RUN = "cleanup_run"
 RECORD_RUN = "record_run"
 RECORD_ACTION = "record_action"
 ADMIT_RUN = "admit_run"
+
+
+PLAN_RUNBOOK = "plan_runbook"
+
+
+@dataclass(frozen=True)
+class PlanRunbookInput:
+    """Plan a runbook from a prompt, in the runbook's checkout on the worker."""
+
+    checkout: str  # the checkout's directory: runbook files and the file list come from it
+    prompt: str
+
+
+@dataclass(frozen=True)
+class PlanRunbookResult:
+    """A validated plan and where it came from: `file` (then `path`), `prompt` or `model`."""
+
+    runbook: Runbook
+    source: str
+    path: str = ""
