@@ -19,9 +19,11 @@ from api.hoop.connections import save_connection
 from api.mission_control.playbooks import normalize_spec
 from api.mission_control.service import DIALECT
 from core.hosts import HostSpecError
+from core.repositories import RepositorySpecError
 from core.secrets import SecretBox
 from core.store.hosts import save_host
 from core.store.models import Definition, Resource, Team, User, utcnow
+from core.store.repositories import save_repository
 from core.store.secret_values import put_secret
 from core.store.users import ROLES, get_by_email, role_at_least, upsert_team, upsert_user
 from core.yaml_input import AliasRefused, load_all
@@ -105,6 +107,7 @@ class Applier:
             "Team": self._team,
             "Connection": self._connection,
             "Host": self._host,
+            "Repository": self._repository,
         }
 
     def apply(self, docs: list[dict[str, Any]]) -> list[Applied]:
@@ -252,3 +255,17 @@ class Applier:
         except HostSpecError as exc:
             raise DocumentError(f"{where}: {exc}") from exc
         return Applied("Host", row.name, row.id, "created" if created else "updated")
+
+    def _repository(self, doc: dict[str, Any], where: str) -> Applied:
+        try:
+            row, created = save_repository(
+                self._session,
+                doc,
+                box=self._box,
+                allowed_schemes=self._schemes,
+                user_id=self._user_id,
+            )
+        except RepositorySpecError as exc:
+            raise DocumentError(f"{where}: {exc}") from exc
+        slug = f"{row.namespace}/{row.name}"
+        return Applied("Repository", slug, row.id, "created" if created else "updated")

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -381,3 +382,36 @@ class MaintenanceWindow(Base):
     override_until: Mapped[datetime | None] = mapped_column()
     created_by: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ForgePullRequest(Base):
+    """A pull request of a repository whose forge is `local`: Runwright itself keeps it.
+
+    Numbered per repository from 1, as a forge numbers them. At most one open pull request
+    per head branch, so opening one for a branch twice finds the first.
+    """
+
+    __tablename__ = "forge_pull_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    repository_id: Mapped[str] = mapped_column(ForeignKey("definitions.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    head: Mapped[str] = mapped_column(String(255))
+    base: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(256))
+    body: Mapped[str] = mapped_column(Text, default="")
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(20), default="open")  # open | closed | merged
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("repository_id", "number"),
+        Index(
+            "ix_forge_pull_requests_open_head",
+            "repository_id",
+            "head",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+    )
