@@ -13,6 +13,7 @@ from api.auth import AuthPolicy
 from api.automations import live_log
 from api.automations import routes as automations
 from api.body_limit import BodyLimitMiddleware
+from api.catalog.repositories import router as repositories_router
 from api.catalog.routes import router as catalog_router
 from api.codec import router as codec_router
 from api.content_types import ContentTypeMiddleware
@@ -78,6 +79,7 @@ def create_app(
     app.include_router(automations.router)
     app.include_router(live_log.router)
     app.include_router(catalog_router)
+    app.include_router(repositories_router)
     app.include_router(codec_router)
     if settings.cors_origins:
         # The Temporal UI calls the codec endpoints from the browser, from its own origin.

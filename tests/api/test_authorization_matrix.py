@@ -94,6 +94,10 @@ RULES: dict[tuple[str, str], str] = {
     # Automations
     ("POST", "/api/login"): PUBLIC,
     ("GET", "/api/maintenance"): P_VIEWER,
+    # Connected repositories (secrets masked) and the pull requests of local forges.
+    ("GET", "/api/repositories"): P_VIEWER,
+    ("GET", "/api/repositories/{org}/{name}"): P_VIEWER,
+    ("GET", "/api/repositories/{org}/{name}/pulls/{number}"): P_VIEWER,
     ("POST", "/api/maintenance"): P_OPERATOR,
     ("POST", "/api/maintenance/{window_id}/activate"): P_OPERATOR,
     ("POST", "/api/maintenance/{window_id}/deactivate"): P_OPERATOR,
@@ -204,8 +208,10 @@ def concrete(path: str) -> str:
         "template_id",
         "token",
         "request_id",
+        "org",
     ):
         filled = filled.replace("{" + name + "}", "nothing-here")
+    filled = filled.replace("{number}", "1")
     assert "{" not in filled, f"no value for a parameter of {path}"
     return filled
 
