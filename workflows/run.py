@@ -148,6 +148,9 @@ class RunWorkflow:
             for timer in self._timers:
                 timer.cancel()
             await self._slot.release()
+            # A stop or kill that ended the run may still be writing its status: the run ends
+            # after it, never with a handler's command behind its completion.
+            await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _admit(self, admission: Admission) -> str | None:
         """Decide, now, whether the run starts, waits for approval or ends without running

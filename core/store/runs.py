@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.events import EventRecord
+from core.statuses import TERMINAL_RUN_STATUSES
 from core.store.models import Approval, Run, RunAction, RunEvent, utcnow
 
 
@@ -57,6 +58,11 @@ def _epoch_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
+def ended(run: Run, attempt: int) -> bool:
+    """Whether `attempt` of the run (or a later one) has ended already."""
+    return run.status in TERMINAL_RUN_STATUSES and (run.attempt or 1) >= attempt
+
+
 def update_run(
     session: Session,
     run_id: str,
@@ -77,7 +83,13 @@ def update_run(
     run = session.get(Run, run_id)
     if run is None:
         return None
-    run.status = status
+    stale = attempt < (run.attempt or 1) or (
+        ended(run, attempt) and status not in TERMINAL_RUN_STATUSES
+    )
+    if not stale:
+        # A write racing the end (a stop's "stopping") never reopens an ended attempt, and
+        # an earlier attempt never overrides a later one.
+        run.status = status
     run.attempt = max(run.attempt or 1, attempt)
     if start_time is not None:
         if run.start_time is None:

@@ -82,6 +82,32 @@ def test_times_come_back_in_utc(sessions: sessionmaker[Session]) -> None:
         assert row.queue_ms == int((start - created).total_seconds() * 1000)
 
 
+@pytest.mark.parametrize(
+    ("writes", "final"),
+    [
+        # A stop's "stopping" landing after the end does not reopen the run.
+        ([("running", 1), ("killed", 1), ("killing", 1)], "killed"),
+        ([("running", 1), ("succeeded", 1), ("stopping", 1)], "succeeded"),
+        # A restart is a new attempt: it may leave the ended one behind.
+        ([("failed", 1), ("scheduled", 2), ("running", 2)], "running"),
+        ([("failed", 1), ("running", 2), ("scheduled", 1)], "running"),  # a late first attempt
+        # One end after another is still recorded (the workflow writes only one).
+        ([("running", 1), ("stopped", 1), ("killed", 1)], "killed"),
+    ],
+)
+def test_an_ended_attempt_stays_ended(
+    sessions: sessionmaker[Session], writes: list[tuple[str, int]], final: str
+) -> None:
+    with transaction(sessions) as session:
+        run_id = _run(session).id
+    for status, attempt in writes:
+        with transaction(sessions) as session:
+            update_run(session, run_id, status=status, attempt=attempt)
+    with sessions() as session:
+        row = session.get(Run, run_id)
+        assert row is not None and row.status == final
+
+
 def test_approval_recorded_once_per_approver(sessions: sessionmaker[Session]) -> None:
     """The same approver key twice records one approval."""
     with transaction(sessions) as session:
