@@ -51,6 +51,8 @@ RECORD_TIMEOUT = timedelta(seconds=30)
 # The planner's own timeout (RUNWRIGHT_PLANNER_TIMEOUT_SECONDS, at most an hour) twice over:
 # a model answer may be sent back once with its error.
 PLAN_TIMEOUT = timedelta(hours=2, minutes=5)
+# The planning activity heartbeats every 2 s: a worker lost mid-plan is noticed this soon.
+PLAN_HEARTBEAT_TIMEOUT = timedelta(seconds=15)
 FAILED = "failed"
 
 
@@ -143,6 +145,7 @@ class RunbookWorkflow:
                     task_queue=queue,
                     schedule_to_start_timeout=WORKER_PICKUP_TIMEOUT,
                     start_to_close_timeout=PLAN_TIMEOUT,
+                    heartbeat_timeout=PLAN_HEARTBEAT_TIMEOUT,
                     retry_policy=RetryPolicy(maximum_attempts=5),
                     result_type=PlanRunbookResult,
                 )

@@ -71,23 +71,23 @@ async def create_runbook(
     return JSONResponse(body, status_code=202)
 
 
-@router.get("/api/v1/runbook/{runbook_number}")
+@router.get("/api/v1/runbook/{number}")
 async def get_runbook(
-    runbook_number: str, request: Request, services: ServicesDep, user: CurrentUser
+    number: str, request: Request, services: ServicesDep, user: CurrentUser
 ) -> dict[str, Any]:
     """The runbook's aggregate status, leaf step counts and pull requests."""
-    return await service.show(services, user, _number(runbook_number), str(request.base_url))
+    return await service.show(services, user, _number(number), str(request.base_url))
 
 
-@router.patch("/api/v1/runbook/{runbook_number}", status_code=202)
+@router.patch("/api/v1/runbook/{number}", status_code=202)
 async def follow_up_runbook(
-    runbook_number: str, request: Request, services: ServicesDep, user: OperatorUser
+    number: str, request: Request, services: ServicesDep, user: OperatorUser
 ) -> JSONResponse:
     """Add a follow-up prompt: planned on its own, its steps appended to the runbook's."""
-    number = _number(runbook_number)
+    runbook_number = _number(number)
     try:
         parsed = parse_follow_up(await _body(request))
     except FieldError as exc:
         raise ApiError(400, str(exc)) from exc
-    body = await service.follow_up(services, user, number, parsed, str(request.base_url))
+    body = await service.follow_up(services, user, runbook_number, parsed, str(request.base_url))
     return JSONResponse(body, status_code=202)

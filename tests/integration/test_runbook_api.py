@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from core.runbooks.format import parse_runbook
 from core.store.accounts import create_account
@@ -24,6 +25,7 @@ from core.store.session import transaction
 from core.store.users import create_token, get_by_email, upsert_user
 from tests.chat_server import chat_server
 from tests.stack import ADMIN, Stack, make_repo, make_settings, stack_for
+from workflows.runbook import RunbookWorkflow
 
 pytestmark = pytest.mark.slow
 
@@ -186,6 +188,10 @@ async def test_a_pasted_runbook_not_oneshot_is_planned_not_started_and_a_follow_
     assert row.labels == ["docs"] and row.title == "Upgrade"
     body = (await stack.api.get("/api/v1/runbook/1", headers=auth)).json()
     assert body["steps"] == {**ZERO, "total": 5, "not_started": 5}
+    # The workflow's history, follow-up signal included, replays with the current code.
+    history = await stack.temporal.get_workflow_handle(row.workflow_id).fetch_history()
+    replayer = Replayer(workflows=[RunbookWorkflow], data_converter=stack.temporal.data_converter)
+    await replayer.replay_workflow(history)
 
 
 async def test_a_free_text_prompt_without_a_planner_fails_saying_how_to_give_one(
