@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ PLANNER_UNAVAILABLE = "RunbookPlannerUnavailable"
 CHAT_PATH = "/chat/completions"
 # Statuses that say "try again later" rather than "this request is wrong".
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+# How often a planning activity heartbeats while the planner works.
+HEARTBEAT_SECONDS = 2.0
 
 
 class PlannerUnavailable(Exception):
@@ -215,10 +219,18 @@ class PlanningActivities:
 
     @activity.defn(name=PLAN_RUNBOOK)
     def plan_runbook(self, inp: PlanRunbookInput) -> PlanRunbookResult:
-        """Plan the runbook (sync: file reads and one blocking HTTP call per attempt)."""
-        try:
-            return self._planner.plan(Path(inp.checkout), inp.prompt)
-        except PlanError as exc:
-            raise ApplicationError(str(exc), type=PLAN_FAILED, non_retryable=True) from exc
-        except PlannerUnavailable as exc:
-            raise ApplicationError(str(exc), type=PLANNER_UNAVAILABLE) from exc
+        """Plan the runbook (sync: file reads and blocking HTTP calls), heartbeating while the
+        planner works, so a worker lost mid-plan is noticed within the heartbeat timeout
+        rather than after the planner's whole timeout."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(self._planner.plan, Path(inp.checkout), inp.prompt)
+            try:
+                while True:
+                    try:
+                        return future.result(timeout=HEARTBEAT_SECONDS)
+                    except FutureTimeout:
+                        activity.heartbeat()
+            except PlanError as exc:
+                raise ApplicationError(str(exc), type=PLAN_FAILED, non_retryable=True) from exc
+            except PlannerUnavailable as exc:
+                raise ApplicationError(str(exc), type=PLANNER_UNAVAILABLE) from exc

@@ -23,6 +23,7 @@ from api.hoop import routes as hoop
 from api.hoop.repository import RunbookRepository
 from api.mission_control.routes import router as mission_control_router
 from api.run_stream import RunFeeds
+from api.runbooks import routes as runbooks
 from api.runner import routes as runner
 from core.artifacts import ArtifactStore, store_from_url
 from core.secrets import SecretBox
@@ -72,11 +73,13 @@ def create_app(
     shapes = {prefix: runner.error_body for prefix in runner.PATH_PREFIXES}
     shapes |= {prefix: hoop.error_body for prefix in hoop.PATH_PREFIXES}
     shapes |= {prefix: automations.error_body for prefix in automations.PATH_PREFIXES}
+    shapes |= {prefix: runbooks.error_body for prefix in runbooks.PATH_PREFIXES}
     install_error_handlers(app, shapes)
     app.include_router(mission_control_router)
     app.include_router(runner.router)
     app.include_router(hoop.router)
     app.include_router(automations.router)
+    app.include_router(runbooks.router)
     app.include_router(live_log.router)
     app.include_router(catalog_router)
     app.include_router(repositories_router)

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     planner_model: str = ""
     planner_api_key_file: Path | None = None
     planner_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # Where a runbook's `url` points: this base plus its number (`https://host/r/` gives
+    # `https://host/r/42`); unset: the API's own `GET /api/v1/runbook/<n>` on the request's host.
+    runbook_url_base: str = ""
 
     # Automations: at most this many runs execute at once, the others wait as `queued`.
     automation_max_runs: int = Field(default=3, ge=1, le=1000)

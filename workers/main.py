@@ -19,7 +19,9 @@ from activities.admission import AdmissionActivities
 from activities.callbacks import CallbackActivities
 from activities.event_log import OutputCap
 from activities.http_requests import HttpLimits
+from activities.planning import PlannerConfig, PlanningActivities
 from activities.records import RecordActivities
+from activities.runbooks import RunbookActivities
 from activities.runs import RunActivities
 from activities.sandbox import SETTING as SANDBOX_SETTING
 from activities.sandbox import Sandbox, detect
@@ -30,6 +32,7 @@ from core.settings import Settings, scrub_environment
 from core.store.session import make_engine, make_session_factory
 from workflows.callbacks import DeliverCallbacksWorkflow
 from workflows.run import RunWorkflow
+from workflows.runbook import RunbookWorkflow
 from workflows.slots import AccountSlotsWorkflow
 
 log = logging.getLogger(__name__)
@@ -97,10 +100,17 @@ def build_workers(
     records = RecordActivities(sessions, callbacks)
     admission = AdmissionActivities(sessions)
     slots = SlotActivities()
+    runbooks = RunbookActivities(
+        workspace=settings.workspace.resolve(),
+        sessions=sessions,
+        box=box,
+        allowed_schemes=settings.allowed_schemes,
+    )
+    planning = PlanningActivities(PlannerConfig.from_settings(settings))
     shared = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RunWorkflow, DeliverCallbacksWorkflow, AccountSlotsWorkflow],
+        workflows=[RunWorkflow, DeliverCallbacksWorkflow, AccountSlotsWorkflow, RunbookWorkflow],
         activities=[
             slots.request_slot,
             slots.release_slot,
@@ -111,6 +121,7 @@ def build_workers(
             admission.admit_run,
             callbacks.deliver_callbacks,
             callbacks.abandon_callbacks,
+            runbooks.record_runbook,
         ],
         activity_executor=executor,
     )
@@ -122,6 +133,8 @@ def build_workers(
             runs.execute_action,
             runs.upload_artifacts,
             runs.cleanup_run,
+            runbooks.checkout_runbook,
+            planning.plan_runbook,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS - 4,

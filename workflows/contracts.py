@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.repositories import RepositoryTarget
 from core.runbooks.model import Runbook
 
 # Search attributes a run carries, so a user finds it in the Temporal UI by what they know.
@@ -374,3 +375,63 @@ class PlanRunbookResult:
     runbook: Runbook
     source: str
     path: str = ""
+
+
+RUNBOOK_WORKFLOW = "Runbook"
+FOLLOW_UP_SIGNAL = "follow_up"
+CHECKOUT_RUNBOOK = "checkout_runbook"
+RECORD_RUNBOOK = "record_runbook"
+
+
+@dataclass(frozen=True)
+class RunbookInput:
+    """A runbook's workflow: plan `pending` prompts in order onto `runbook`, then wait.
+
+    A workflow continued as new (or started again after it ended idle) carries the plan so
+    far, its leaf states and how many prompts were planned, so nothing is planned twice.
+    """
+
+    runbook_id: str
+    runbook_number: int
+    repository: RepositoryTarget
+    target_branch: str
+    oneshot: bool = True
+    pending: list[str] = field(default_factory=list)
+    runbook: Runbook | None = None
+    states: dict[str, str] = field(default_factory=dict)
+    planned_prompts: int = 0
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A follow-up prompt (PATCH): planned on its own, its steps appended to the plan."""
+
+    prompt: str
+
+
+@dataclass(frozen=True)
+class CheckoutRunbookInput:
+    """Clone the repository at `branch` into the runbook's own directory on this worker."""
+
+    runbook_id: str
+    repository: RepositoryTarget
+    branch: str
+
+
+@dataclass(frozen=True)
+class CheckoutRunbookResult:
+    """Where the checkout is (a git working tree) and the commit it holds."""
+
+    checkout: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class RecordRunbookInput:
+    """The runbook's plan, leaf states and planned prompt count, or why planning failed."""
+
+    runbook_id: str
+    runbook: Runbook | None
+    states: dict[str, str] = field(default_factory=dict)
+    planned_prompts: int = 0
+    error: str | None = None

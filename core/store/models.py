@@ -415,3 +415,40 @@ class ForgePullRequest(Base):
             postgresql_where=text("state = 'open'"),
         ),
     )
+
+
+class RunbookRow(Base):
+    """A runbook: its prompts, its plan (rendered Markdown) and the state of each leaf step.
+
+    `number` is sequential per account (`account_key`: the account's id, or "" for users of
+    no account); the unique constraint makes a concurrent create that took the same number
+    retry with the next one. `step_states` maps leaf step numbers to the five documented
+    states; `planned_prompts` counts the prompts whose planning has been recorded.
+    """
+
+    __tablename__ = "runbooks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_key: Mapped[str] = mapped_column(String(36), default="")
+    number: Mapped[int] = mapped_column(Integer)
+    repository_id: Mapped[str] = mapped_column(ForeignKey("definitions.id", ondelete="CASCADE"))
+    repository_org: Mapped[str] = mapped_column(String(100))
+    repository_name: Mapped[str] = mapped_column(String(100))
+    prompts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    planned_prompts: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str | None] = mapped_column(Text)
+    labels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    author_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    oneshot: Mapped[bool] = mapped_column(Boolean, default=True)
+    pr_mode: Mapped[str] = mapped_column(String(20))
+    draft: Mapped[bool] = mapped_column(Boolean, default=True)
+    target_branch: Mapped[str] = mapped_column(String(255))
+    plan: Mapped[str | None] = mapped_column(Text)
+    step_states: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    pull_requests: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    workflow_id: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("account_key", "number"),)

@@ -1,0 +1,126 @@
+"""The runbook workflow's activities: its checkout on a worker, and its records.
+
+    checkout_runbook(CheckoutRunbookInput) -> CheckoutRunbookResult   (the worker's own queue)
+    record_runbook(RecordRunbookInput) -> None                        (the shared queue)
+
+The checkout is a git working tree (a single-branch clone of `target_branch`), because the
+runbook's steps will commit into it; it lives in the runbook's own directory under the
+workspace, `runbooks/<id>/checkout`, and a repeated checkout replaces it. Git runs as the
+checkout cache runs it (`core.git_commands`): the repository's credentials only in git's
+environment, protocols limited to the allowed schemes, no hooks or credential helpers, and
+nothing secret in `.git/config` or in an error message.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.forges.push import open_credentials
+from core.git_commands import git_session, summarize
+from core.git_urls import GitUrlError, redact_url, validate_git_url, validate_ref
+from core.secrets import SecretBox, run_redactor
+from core.store.runbooks import record_plan
+from core.store.secret_values import open_secret
+from core.store.session import transaction
+from workflows.contracts import (
+    CHECKOUT_RUNBOOK,
+    RECORD_RUNBOOK,
+    CheckoutRunbookInput,
+    CheckoutRunbookResult,
+    RecordRunbookInput,
+)
+
+CHECKOUT_ERROR = "CheckoutError"
+CLONE_TIMEOUT_SECONDS = 600.0
+
+
+def runbook_dir(workspace: Path, runbook_id: str) -> Path:
+    """The runbook's own directory on a worker."""
+    return workspace / "runbooks" / runbook_id
+
+
+class RunbookActivities:
+    """The runbook activities, bound to the worker's workspace, database and secrets."""
+
+    def __init__(
+        self,
+        *,
+        workspace: Path,
+        sessions: sessionmaker[Session],
+        box: SecretBox,
+        allowed_schemes: Sequence[str],
+    ) -> None:
+        self._workspace = workspace
+        self._sessions = sessions
+        self._box = box
+        self._schemes = list(allowed_schemes)
+
+    def _opener(self) -> Callable[[str], str]:
+        redactor = run_redactor()
+
+        def open_ref(ref: str) -> str:
+            with self._sessions() as session:
+                value = open_secret(session, self._box, ref)
+            redactor.add(value)
+            return value
+
+        return open_ref
+
+    @activity.defn(name=CHECKOUT_RUNBOOK)
+    def checkout_runbook(self, inp: CheckoutRunbookInput) -> CheckoutRunbookResult:
+        """Clone the repository at the runbook's branch into the runbook's directory."""
+        target = inp.repository
+        where = f"{redact_url(target.url)} at {inp.branch}"
+        try:
+            validate_git_url(target.url, self._schemes)
+            validate_ref(inp.branch)
+        except GitUrlError as exc:
+            raise ApplicationError(str(exc), type=CHECKOUT_ERROR, non_retryable=True) from exc
+        dest = runbook_dir(self._workspace, inp.runbook_id) / "checkout"
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        creds = open_credentials(target, self._opener())
+        with git_session(
+            self._schemes,
+            CLONE_TIMEOUT_SECONDS,
+            username=creds.username,
+            password=creds.password,
+            ssh_key=creds.ssh_key,
+        ) as runner:
+            status, _, err = runner.run(
+                "clone",
+                "--quiet",
+                "--no-tags",
+                "--single-branch",
+                "--branch",
+                inp.branch,
+                "--",
+                target.url,
+                str(dest),
+            )
+            if status != 0:
+                shutil.rmtree(dest, ignore_errors=True)
+                raise ApplicationError(
+                    f"cannot check out {where}: {summarize(err)}",
+                    type=CHECKOUT_ERROR,
+                    non_retryable="not found" in err or "Could not find" in err,
+                )
+            status, out, err = runner.run("rev-parse", "HEAD", cwd=dest)
+            if status != 0:
+                raise ApplicationError(f"cannot read {where}: {summarize(err)}")
+        return CheckoutRunbookResult(checkout=str(dest), commit=out.strip())
+
+    @activity.defn(name=RECORD_RUNBOOK)
+    def record_runbook(self, inp: RecordRunbookInput) -> None:
+        """Store the plan, leaf states and planned prompt count (or the planning error)."""
+        with transaction(self._sessions) as session:
+            record_plan(
+                session, inp.runbook_id, inp.runbook, inp.states, inp.planned_prompts, inp.error
+            )
