@@ -136,18 +136,22 @@ def test_definition_names_are_unique_per_namespace(sessions: sessionmaker[Sessio
             session.flush()
 
 
+# Long and with spaces: a random hash cannot contain it by chance (a two-letter one may).
+PASSWORD = "correct horse battery staple"
+
+
 def test_tokens_expire_and_passwords_verify(sessions: sessionmaker[Session]) -> None:
     """Passwords are checked against their hash; an expired token no longer authenticates."""
     with transaction(sessions) as session:
-        user = upsert_user(session, "Ops@Example.com", password="pw", role="operator")
-        assert authenticate(session, "ops@example.com", "pw") is user
+        user = upsert_user(session, "Ops@Example.com", password=PASSWORD, role="operator")
+        assert authenticate(session, "ops@example.com", PASSWORD) is user
         assert authenticate(session, "ops@example.com", "wrong") is None
         _, live = create_token(session, user)
         _, short = create_token(session, user, ttl=timedelta(seconds=1))
         later = datetime.now(UTC) + timedelta(minutes=1)
         assert user_for_token(session, live, now=later) is user
         assert user_for_token(session, short, now=later) is None
-        assert user.password_hash and "pw" not in user.password_hash
+        assert user.password_hash and PASSWORD not in user.password_hash
 
 
 def test_changed_password_is_not_served_from_the_check_cache(
