@@ -315,7 +315,87 @@ async def test_numbers_are_sequential_per_account_and_isolated(
     assert response.json()["runbook_number"] == 1
     # Account OTHER's runbook 2 does not exist, whatever the platform's numbers are.
     assert (await stack.api.get("/api/v1/runbook/2", headers=other)).status_code == 404
-    assert (await stack.api.get("/api/v1/runbook/3", headers=auth)).status_code == 200
+    for number in (1, 2, 3):
+        assert (await _until_planned(stack, auth, number))["steps"]["total"] == 3
+    assert (await _until_planned(stack, other, 1))["steps"]["total"] == 3
     with stack.sessions() as session:
         admin = get_by_email(session, ADMIN[0])
     assert admin is not None
+
+
+async def test_a_failed_plan_recovers_with_a_follow_up_that_is_a_runbook(
+    rb: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, auth = rb
+    assert (await _create(stack, auth, prompt="Upgrade React please")).status_code == 202
+    assert (await _until_planned(stack, auth, 1))["status"] == "failed"
+    patched = await stack.api.patch("/api/v1/runbook/1", json={"prompt": RUNBOOK}, headers=auth)
+    assert patched.status_code == 202, patched.text
+    # The follow-up is planned anew: the old error is gone while it is.
+    assert (patched.json()["status"], patched.json()["error"]) == ("generating_steps", None)
+    body = await _until_planned(stack, auth, 1)
+    assert body["status"] == "partially_completed" and body["error"] is None
+    assert body["steps"] == {**ZERO, "total": 3, "queued": 3}
+
+
+async def test_a_follow_up_repeating_a_step_name_fails_and_keeps_the_plan(
+    rb: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, auth = rb
+    await _create(stack, auth, prompt=RUNBOOK)
+    await _until_planned(stack, auth, 1)
+    patched = await stack.api.patch("/api/v1/runbook/1", json={"prompt": RUNBOOK}, headers=auth)
+    assert patched.status_code == 202
+    deadline = time.monotonic() + 60
+    while True:
+        body = (await stack.api.get("/api/v1/runbook/1", headers=auth)).json()
+        if body["error"]:
+            break
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.1)
+    assert "must be unique" in body["error"]
+    assert body["steps"]["total"] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x", "labels": [1]}, "labels[0]"),
+        ({"prompt": "x", "description": 5}, "description"),
+        ({"prompt": "x", "title": "t"}, "title"),
+    ],
+)
+async def test_bad_follow_ups_are_400_naming_the_field_and_add_nothing(
+    rb: tuple[Stack, dict[str, str]], body: dict[str, Any], field: str
+) -> None:
+    stack, auth = rb
+    await _create(stack, auth, prompt=RUNBOOK)
+    response = await stack.api.patch("/api/v1/runbook/1", json=body, headers=auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "bad-request"
+    assert response.json()["message"].startswith(field)
+    with stack.sessions() as session:
+        assert session.scalars(select(RunbookRow)).one().prompts == [RUNBOOK]
+
+
+async def test_author_email_names_the_author_and_the_url_base_is_settable(
+    tmp_path: Path, temporal: Client
+) -> None:
+    settings = make_settings(tmp_path / "home", runbook_url_base="https://runbooks.example/r/")
+    async with stack_for(settings, temporal) as stack:
+        _connect(stack, tmp_path / "repo")
+        auth = {"Authorization": f"Bearer {_token(stack, 'ops@example.com')}"}
+        _token(stack, "lead@example.com", role="viewer")
+        response = await _create(
+            stack, auth, prompt=RUNBOOK, author_email="lead@example.com", oneshot=False
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["url"] == "https://runbooks.example/r/1"
+        with stack.sessions() as session:
+            row = session.scalars(select(RunbookRow)).one()
+            lead = get_by_email(session, "lead@example.com")
+        assert lead is not None and row.author_id == lead.id
+        # Not one-shot and no pr_mode: the project default, ready pull requests.
+        assert (row.pr_mode, row.draft) == ("stacked_pr", False)
