@@ -13,17 +13,16 @@ from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.automations import catalog, runs, schemas, transfer
-from api.automations.ids import automation_public_id, run_public_id
+from api.automations import catalog, runs, schemas
+from api.automations.ids import run_public_id
 from api.db import read, write
 from api.deps import Services
 from api.errors import ApiError
-from api.fields import PutSecret
 from api.launch import LaunchRequest, launch
 from core.secrets import SECRET_REF, SecretBox
 from core.statuses import TERMINAL_RUN_STATUSES, RunStatus, automation_run_status
 from core.store.models import Definition, Run, User
-from core.store.secret_values import open_secret, put_secret
+from core.store.secret_values import open_secret
 from workflows.contracts import CONTROL_UPDATE, Control
 
 CONTROL_TIMEOUT = timedelta(seconds=10)
@@ -32,16 +31,6 @@ CONTROL_TIMEOUT = timedelta(seconds=10)
 def is_operator(user: User) -> bool:
     """Whether `user` may see how automations run (operators and admins)."""
     return user.role in ("operator", "admin")
-
-
-def public_id(row: Definition) -> str:
-    """The automation's `auto_…` id."""
-    return automation_public_id(row.id)
-
-
-def secret_writer(session: Session, box: SecretBox) -> PutSecret:
-    """Stores a value encrypted, in the caller's transaction, and returns its reference id."""
-    return lambda value: put_secret(session, box, value)
 
 
 def list_items(session: Session, user: User) -> list[dict[str, Any]]:
@@ -190,8 +179,3 @@ def new_token(session: Session, automation_id: str) -> dict[str, str]:
     row.spec = {**row.spec, "webhook_token": token}
     session.flush()
     return {"webhook_token": token}
-
-
-def import_all(session: Session, box: SecretBox, user: User, items: list[Any]) -> dict[str, Any]:
-    """Import `items` in one transaction (committed by the caller)."""
-    return transfer.import_items(session, user, items, secret_writer(session, box))
