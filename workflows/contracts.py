@@ -8,11 +8,12 @@ A runbook's plan travels as `core.runbooks.model.Runbook` (standard library only
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.repositories import RepositoryTarget
 from core.runbooks.model import Runbook
+from core.runbooks.status import PullRequestRef
 
 # Search attributes a run carries, so a user finds it in the Temporal UI by what they know.
 SA_DEFINITION_ID = "RunwrightDefinitionId"
@@ -381,6 +382,9 @@ RUNBOOK_WORKFLOW = "Runbook"
 FOLLOW_UP_SIGNAL = "follow_up"
 CHECKOUT_RUNBOOK = "checkout_runbook"
 RECORD_RUNBOOK = "record_runbook"
+PUBLISH_RUNBOOK = "publish_runbook"
+EXECUTE_SIGNAL = "execute"
+STOP_SIGNAL = "stop"
 
 
 @dataclass(frozen=True)
@@ -400,6 +404,87 @@ class RunbookInput:
     runbook: Runbook | None = None
     states: dict[str, str] = field(default_factory=dict)
     planned_prompts: int = 0
+    pr_mode: str = "single_pr"  # the effective mode (core.runbooks.status.effective_pr_mode)
+    author: CommitAuthor | None = None  # whose commits the steps make
+    author_id: str | None = None  # the user step runs are attributed to
+    account_id: str | None = None
+    definition_id: str = ""  # the repository's definition: the step runs' definition
+    url: str = ""  # the runbook's `url`, linked from its pull requests
+    pull_requests: list[PullRequestRef] = field(default_factory=list)
+    # Whether queued steps run without waiting for an `execute` signal (continued as new).
+    executing: bool = False
+
+
+@dataclass(frozen=True)
+class CommitAuthor:
+    """Who a step's commit is by: the runbook's author."""
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class ExecuteStep:
+    """Run step `step` (its leaves), enqueuing every unexecuted leaf before it first."""
+
+    step: str
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class StopSteps:
+    """Stop execution: the running step is killed (it fails), queued steps are dequeued."""
+
+    by: str = ""
+
+
+# The action kind of a runbook step's run (activities/runbook_steps.py).
+RUNBOOK_STEP_KIND = "runbook_step"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What a `runbook_step` action does: check out `branch` (or, while it does not exist,
+    `base_branch`), run the step, commit its changes as `author` with `message`, and push
+    `branch`. Carried in the action's `spec` as a plain dict (`as_spec` / `from_spec`)."""
+
+    runbook_number: int
+    step_number: str
+    text: str  # the step as a person or a coding agent reads it
+    commands: list[str]
+    repository: RepositoryTarget
+    branch: str
+    base_branch: str
+    message: str
+    author: CommitAuthor
+    protected: list[str] = field(default_factory=list)  # never pushed to (target branch)
+
+    def as_spec(self) -> dict[str, Any]:
+        """The action's spec."""
+        return asdict(self)
+
+    @staticmethod
+    def from_spec(spec: dict[str, Any]) -> StepSpec:
+        """Back from an action's spec."""
+        fields = dict(spec)
+        fields["repository"] = RepositoryTarget(**fields["repository"])
+        fields["author"] = CommitAuthor(**fields["author"])
+        return StepSpec(**fields)
+
+
+@dataclass(frozen=True)
+class PublishRunbookInput:
+    """Open or update the pull request of branch `head` (into `base`) for PR group `group`:
+    title, body and draft follow from the stored runbook and `states`."""
+
+    runbook_id: str
+    repository: RepositoryTarget
+    runbook: Runbook
+    states: dict[str, str]
+    group: str
+    head: str
+    base: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -435,3 +520,4 @@ class RecordRunbookInput:
     states: dict[str, str] = field(default_factory=dict)
     planned_prompts: int = 0
     error: str | None = None
+    pull_requests: list[PullRequestRef] | None = None  # None: leave the stored ones
