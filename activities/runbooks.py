@@ -2,6 +2,7 @@
 
     checkout_runbook(CheckoutRunbookInput) -> CheckoutRunbookResult   (the worker's own queue)
     record_runbook(RecordRunbookInput) -> None                        (the shared queue)
+    publish_runbook(PublishRunbookInput) -> PullRequestRef            (the shared queue)
 
 The checkout is a git working tree (a single-branch clone of `target_branch`), because the
 runbook's steps will commit into it; it lives in the runbook's own directory under the
@@ -9,6 +10,10 @@ workspace, `runbooks/<id>/checkout`, and a repeated checkout replaces it. Git ru
 checkout cache runs it (`core.git_commands`): the repository's credentials only in git's
 environment, protocols limited to the allowed schemes, no hooks or credential helpers, and
 nothing secret in `.git/config` or in an error message.
+
+Publishing opens or updates one pull request through the repository's forge: its title, body
+and draft flag follow from the stored runbook (title, description, draft, mode) and the leaf
+states it is given (`core.runbooks.status`), so a retried call writes the same thing.
 """
 
 from __future__ import annotations
@@ -21,22 +26,31 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.forges import forge_for
 from activities.forges.push import open_credentials
+from core.egress import EgressPolicy
+from core.forges import ForgeError
 from core.git_commands import git_session, summarize
 from core.git_urls import GitUrlError, redact_url, validate_git_url, validate_ref
+from core.runbooks.publishing import pull_request_text
+from core.runbooks.status import PullRequestRef
 from core.secrets import SecretBox, run_redactor
+from core.store.models import Run, RunbookRow
 from core.store.runbooks import record_plan
 from core.store.secret_values import open_secret
 from core.store.session import transaction
 from workflows.contracts import (
     CHECKOUT_RUNBOOK,
+    PUBLISH_RUNBOOK,
     RECORD_RUNBOOK,
     CheckoutRunbookInput,
     CheckoutRunbookResult,
+    PublishRunbookInput,
     RecordRunbookInput,
 )
 
 CHECKOUT_ERROR = "CheckoutError"
+FORGE_ERROR = "ForgeError"
 CLONE_TIMEOUT_SECONDS = 600.0
 
 
@@ -55,7 +69,9 @@ class RunbookActivities:
         sessions: sessionmaker[Session],
         box: SecretBox,
         allowed_schemes: Sequence[str],
+        policy: EgressPolicy,
     ) -> None:
+        self._policy = policy
         self._workspace = workspace
         self._sessions = sessions
         self._box = box
@@ -119,8 +135,56 @@ class RunbookActivities:
 
     @activity.defn(name=RECORD_RUNBOOK)
     def record_runbook(self, inp: RecordRunbookInput) -> None:
-        """Store the plan, leaf states and planned prompt count (or the planning error)."""
+        """Store the plan, leaf states, pull requests and planned prompt count, and the
+        runbook's error: planning's, or the failed step run's own."""
         with transaction(self._sessions) as session:
+            error = inp.error
+            if inp.failed_step is not None:
+                run = session.get(Run, inp.failed_run) if inp.failed_run else None
+                why = (run.error or f"its run ended {run.status}") if run else "its run failed"
+                error = f"step {inp.failed_step} failed: {why}"
             record_plan(
-                session, inp.runbook_id, inp.runbook, inp.states, inp.planned_prompts, inp.error
+                session,
+                inp.runbook_id,
+                inp.runbook,
+                inp.states,
+                inp.planned_prompts,
+                error,
+                pull_requests=inp.pull_requests,
             )
+
+    @activity.defn(name=PUBLISH_RUNBOOK)
+    def publish_runbook(self, inp: PublishRunbookInput) -> PullRequestRef:
+        """Open the pull request of `inp.head` if there is none, then bring its title, body
+        and draft flag up to date."""
+        with self._sessions() as session:
+            row = session.get(RunbookRow, inp.runbook_id)
+            if row is None:
+                raise ApplicationError("the runbook no longer exists", non_retryable=True)
+            text = pull_request_text(
+                inp.runbook,
+                inp.states,
+                pr_mode=row.pr_mode,
+                group=inp.group,
+                runbook_number=row.number,
+                title=row.title,
+                description=row.description,
+                draft=row.draft,
+                url=inp.url,
+            )
+        try:
+            forge = forge_for(
+                inp.repository,
+                sessions=self._sessions,
+                open_ref=self._opener(),
+                policy=self._policy,
+            )
+            pr = forge.ensure_pull_request(inp.head, inp.base, text.title, text.body, text.draft)
+            if (pr.title, pr.body, pr.draft) != (text.title, text.body, text.draft):
+                pr = forge.update_pull_request(
+                    pr.number, title=text.title, body=text.body, draft=text.draft
+                )
+        except ForgeError as exc:
+            # A forge's messages never hold a secret; retryable ones are tried again.
+            raise ApplicationError(str(exc), type=None if exc.retryable else FORGE_ERROR) from None
+        return PullRequestRef(number=pr.number, url=pr.url, group=inp.group)

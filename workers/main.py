@@ -105,6 +105,7 @@ def build_workers(
         sessions=sessions,
         box=box,
         allowed_schemes=settings.allowed_schemes,
+        policy=settings.egress_policy,
     )
     planning = PlanningActivities(PlannerConfig.from_settings(settings))
     shared = Worker(
@@ -122,6 +123,7 @@ def build_workers(
             callbacks.deliver_callbacks,
             callbacks.abandon_callbacks,
             runbooks.record_runbook,
+            runbooks.publish_runbook,
         ],
         activity_executor=executor,
     )

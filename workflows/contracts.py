@@ -26,6 +26,8 @@ SEARCH_ATTRIBUTES = (SA_DEFINITION_ID, SA_DIALECT, SA_STATUS, SA_RESOURCE_ID, SA
 RUN_WORKFLOW = "Run"
 DECIDE_UPDATE = "decide"
 CONTROL_UPDATE = "control"
+# The same as a signal, for a parent workflow (which cannot send updates): a runbook's stop.
+CONTROL_SIGNAL = "control_signal"
 STATE_QUERY = "state"
 # The template key a final action reads the run's status so far from (`{{ .outcome }}`).
 OUTCOME_KEY = "outcome"
@@ -521,3 +523,6 @@ class RecordRunbookInput:
     planned_prompts: int = 0
     error: str | None = None
     pull_requests: list[PullRequestRef] | None = None  # None: leave the stored ones
+    # A step that failed, and its run: the runbook's `error` gives the run's error.
+    failed_step: str | None = None
+    failed_run: str | None = None

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.conditions import should_run
     from workflows.contracts import (
         ADMIT_RUN,
+        CONTROL_SIGNAL,
         CONTROL_UPDATE,
         DECIDE_UPDATE,
         RECORD_ACTION,
@@ -328,6 +329,16 @@ class RunWorkflow:
             raise ApplicationError(
                 f"cannot {control.action} a run in status {self._status}", type="NotAllowed"
             )
+
+    @workflow.signal(name=CONTROL_SIGNAL)
+    async def control_signal(self, control: Control) -> None:
+        """The control update's effect, sent by a parent workflow (a runbook's stop); one the
+        update would refuse is ignored."""
+        try:
+            self._validate_control(control)
+        except ApplicationError:
+            return
+        await self._apply_control(control)
 
     @workflow.signal(name=SLOT_GRANTED_SIGNAL)
     def slot_granted(self, grant: SlotGrant) -> None:

@@ -248,3 +248,18 @@ def pr_body(
         name = " ".join(step.name.split())
         lines.append(f"- {box} {step.number} {name}{STATE_SUFFIXES[state]}")
     return "\n".join(lines) + "\n"
+
+
+def enqueue(runbook: Runbook, states: Mapping[str, str], step: str) -> dict[str, str]:
+    """`step`'s leaves and every earlier leaf not completed become queued."""
+    found = runbook.find(step)
+    if found is None:
+        raise ValueError(f"no step {step} in the runbook's plan")
+    last = [s for s in found.walk() if s.is_leaf][-1].number
+    out = dict(states)
+    for leaf in runbook.leaves():
+        if out.get(leaf.number) in (NOT_STARTED, FAILED, None):
+            out[leaf.number] = QUEUED
+        if leaf.number == last:
+            break
+    return out

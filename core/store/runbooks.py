@@ -13,6 +13,8 @@ numbers stay sequential and unique without a lock that only one database would h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.runbooks.format import parse_runbook
 from core.runbooks.model import Runbook
+from core.runbooks.status import PullRequestRef
 from core.store.models import RunbookRow
 
 NUMBER_ATTEMPTS = 20
@@ -68,6 +71,7 @@ def record_plan(
     states: dict[str, str],
     planned_prompts: int,
     error: str | None,
+    pull_requests: Sequence[PullRequestRef] | None = None,
 ) -> None:
     """Store what planning produced; a recording that is behind the stored one is ignored,
     so a retried activity cannot take the plan back."""
@@ -79,6 +83,8 @@ def record_plan(
     row.step_states = dict(states)
     row.planned_prompts = planned_prompts
     row.error = error
+    if pull_requests is not None:
+        row.pull_requests = [asdict(pr) for pr in pull_requests]
     session.flush()
 
 
