@@ -88,7 +88,11 @@ async def test_a_runbook_whose_worker_dies_mid_plan_is_planned_by_another(
             env = {"RUNWRIGHT_PLANNER_URL": url, "RUNWRIGHT_PLANNER_MODEL": "m"}
             proc = worker_process(settings, temporal, tmp_path / "worker.log", extra_env=env)
             try:
-                body = {"repository": {"org": "acme", "name": "web"}, "prompt": "Upgrade it"}
+                body = {
+                    "repository": {"org": "acme", "name": "web"},
+                    "prompt": "Upgrade it",
+                    "oneshot": False,  # planned only: the steps wait for an execute
+                }
                 created = await stack.api.post("/api/v1/runbook", json=body, headers=auth)
                 assert created.status_code == 202, created.text
                 deadline = time.monotonic() + 60
@@ -111,7 +115,7 @@ async def test_a_runbook_whose_worker_dies_mid_plan_is_planned_by_another(
                     await asyncio.sleep(0.2)
                     response = await stack.api.get("/api/v1/runbook/1", headers=auth)
                     answer = response.json()
-    assert answer["status"] == "partially_completed", answer
-    assert answer["steps"]["total"] == answer["steps"]["queued"] == 2
+    assert answer["status"] == "not_started", answer
+    assert answer["steps"]["total"] == answer["steps"]["not_started"] == 2
     assert answer["error"] is None
     assert len(seen) == 2
