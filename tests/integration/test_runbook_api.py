@@ -106,7 +106,10 @@ async def rb(tmp_path: Path, temporal: Client) -> AsyncIterator[tuple[Stack, dic
 
 
 async def _create(stack: Stack, auth: dict[str, str], **body: Any) -> Any:
-    payload = {"repository": {"org": "acme", "name": "web"}, "prompt": "x", **body}
+    """Create a runbook; not one-shot unless asked, so its steps wait instead of running
+    (these tests are about planning; tests/integration/test_runbook_execution.py runs steps)."""
+    payload = {"repository": {"org": "acme", "name": "web"}, "prompt": "x", "oneshot": False}
+    payload.update(body)
     return await stack.api.post("/api/v1/runbook", json=payload, headers=auth)
 
 
@@ -129,7 +132,7 @@ async def test_create_answers_202_with_the_documented_schema_then_the_file_is_pl
 ) -> None:
     stack, auth = rb
     response = await _create(
-        stack, auth, prompt="Follow runbooks/react-19.md", labels=["a", "b", "a"]
+        stack, auth, prompt="Follow runbooks/react-19.md", labels=["a", "b", "a"], oneshot=True
     )
     assert response.status_code == 202, response.text
     body = response.json()
@@ -144,9 +147,8 @@ async def test_create_answers_202_with_the_documented_schema_then_the_file_is_pl
         "error": None,
     }
     planned = await _until_planned(stack, auth, 1)
-    # Leaves only: 1.1, 1.2 and 2; one-shot queues them all.
-    assert planned["steps"] == {**ZERO, "total": 3, "queued": 3}
-    assert planned["status"] == "partially_completed"
+    # Leaves only: 1.1, 1.2 and 2 (one-shot then runs them).
+    assert planned["steps"]["total"] == 3
     with stack.sessions() as session:
         row = session.scalars(select(RunbookRow)).one()
     assert row.labels == ["a", "b"]
@@ -215,7 +217,7 @@ async def test_a_free_text_prompt_is_planned_by_the_model(tmp_path: Path, tempor
             auth = {"Authorization": f"Bearer {_token(stack, 'ops@example.com')}"}
             assert (await _create(stack, auth, prompt="Upgrade React")).status_code == 202
             body = await _until_planned(stack, auth, 1)
-    assert body["status"] == "partially_completed", body
+    assert body["status"] == "not_started", body
     assert body["steps"]["total"] == 3
     assert len(server.received) == 1
     assert "src/app.js" in str(server.received[0].body)
@@ -334,8 +336,8 @@ async def test_a_failed_plan_recovers_with_a_follow_up_that_is_a_runbook(
     # The follow-up is planned anew: the old error is gone while it is.
     assert (patched.json()["status"], patched.json()["error"]) == ("generating_steps", None)
     body = await _until_planned(stack, auth, 1)
-    assert body["status"] == "partially_completed" and body["error"] is None
-    assert body["steps"] == {**ZERO, "total": 3, "queued": 3}
+    assert body["status"] == "not_started" and body["error"] is None
+    assert body["steps"] == {**ZERO, "total": 3, "not_started": 3}
 
 
 async def test_a_follow_up_repeating_a_step_name_fails_and_keeps_the_plan(
