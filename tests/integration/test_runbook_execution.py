@@ -23,10 +23,11 @@ from temporalio.client import Client
 
 from core.runbooks.status import branch_name
 from core.secrets import SecretBox
-from core.store.models import Run, RunbookRow
+from core.store.models import Run, RunbookRow, RunEvent
 from core.store.repositories import save_repository
 from core.store.session import transaction
 from core.store.users import create_token, upsert_user
+from tests.github_server import fake_github
 from tests.stack import Stack, git, make_repo, make_settings, stack_for
 from workflows.runbook import workflow_id
 
@@ -409,3 +410,54 @@ def test_remote_helper_reads_back_what_it_wrote(tmp_path: Path) -> None:
     assert remote.commits("main", "main") == []
     with pytest.raises(subprocess.CalledProcessError):
         remote.sha("nope")
+
+
+async def test_the_github_forge_opens_one_draft_pr_and_marks_it_ready_at_the_end(
+    tmp_path: Path, temporal: Client
+) -> None:
+    token = "ghp_runbookTOKEN0123456789"
+    remote = Remote(tmp_path / "git")
+    with fake_github(token, prefix="/api/v3") as github:
+        settings = make_settings(tmp_path / "home")
+        async with stack_for(settings, temporal) as stack:
+            with transaction(stack.sessions) as session:
+                user = upsert_user(session, "ops@example.com", name="Olga Ops", role="operator")
+                _, plain = create_token(session, user)
+                doc = {
+                    "kind": "Repository",
+                    "org": "acme",
+                    "name": "web",
+                    "url": remote.url,
+                    "forge": "github",
+                    "forgeToken": token,
+                    "githubUrl": github.api_url,
+                }
+                save_repository(
+                    session,
+                    doc,
+                    box=SecretBox(settings.secret_key),
+                    allowed_schemes=settings.allowed_schemes,
+                    user_id=None,
+                )
+            auth = {"Authorization": f"Bearer {plain}"}
+            await _create(stack, auth, title="Greeting")
+            body = await _until(stack, auth, 1, _settled)
+            row = _row(stack)
+            with stack.sessions() as session:
+                events = " ".join(m for m in session.scalars(select(RunEvent.message)))
+    assert body["status"] == "completed", body
+    pulls = github.pulls[("acme", "web")]
+    assert len(pulls) == 1
+    pull = pulls[0]
+    assert (pull["head"]["ref"], pull["base"]["ref"]) == (_branch(row, "1"), "main")
+    assert pull["title"] == "Greeting" and pull["draft"] is False
+    assert "Progress: 3/3 steps completed" in pull["body"]
+    assert body["pull_requests"] == [
+        {"number": 1, "url": pull["html_url"], "step_numbers": ["1.1", "1.2", "2"]}
+    ]
+    # Opened as a draft [WIP] with the first step, marked ready once every step completed.
+    posts = [r for r in github.received if r.method == "POST" and r.path.endswith("/pulls")]
+    assert len(posts) == 1
+    assert posts[0].body["draft"] is True and posts[0].body["title"] == "[WIP] Greeting"
+    assert any("markPullRequestReadyForReview" in str(r.body) for r in github.received)
+    assert token not in str(body) and token not in events
