@@ -143,6 +143,13 @@ class RunbookWorkflow:
         self._planned = inp.planned_prompts
         self._prs: list[PullRequestRef] = list(inp.pull_requests)
         self._executing = inp.executing
+        # A leaf stored as running when the workflow started again from the database (its
+        # workflow was lost, and the step's run with it) runs again: a step that had already
+        # pushed its commit finds it and does not run twice.
+        interrupted = [n for n, s in self._states.items() if s == IN_PROGRESS]
+        for number in interrupted:
+            self._states[number] = QUEUED
+        self._executing = self._executing or bool(interrupted)
         self._step_run: workflow.ChildWorkflowHandle[object, str] | None = None
 
     @workflow.signal(name=FOLLOW_UP_SIGNAL)
