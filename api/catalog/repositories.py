@@ -1,5 +1,9 @@
 """Connected repositories as the catalog shows them, and the pull requests of `local` forges.
 
+A local pull request's diff (`.../pulls/{number}/diff`, `text/x-diff`) is read from the
+repository's remote with its credentials, so it shows what the branches hold now; a remote
+that cannot be read is a 502 naming it (without credentials).
+
 Read-only: repositories are created and changed by applying `kind: Repository` documents.
 Secrets are shown as `********`, so a shown repository can be applied back as it is.
 """
@@ -8,13 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
-from api.deps import CurrentUser, SessionDep
-from api.errors import not_found
+from api.deps import CurrentUser, ServicesDep, SessionDep
+from api.errors import ApiError, not_found
+from core.git_diff import DiffUnavailable, branch_diff
 from core.store import pull_requests
 from core.store.repositories import list_repositories, repository, repository_id, repository_view
+from core.store.secret_values import open_secret
 
 router = APIRouter(prefix="/api/repositories", tags=["Runwright"])
 MAX_OFFSET = 2**31 - 1
@@ -85,3 +91,41 @@ def show_pull_request(
         created_at=row.created_at.isoformat(),
         updated_at=row.updated_at.isoformat(),
     )
+
+
+@router.get(
+    "/{org}/{name}/pulls/{number}/diff",
+    response_class=Response,
+    responses={200: {"content": {"text/x-diff": {}}, "description": "The unified diff."}},
+)
+def show_pull_request_diff(
+    org: str,
+    name: str,
+    number: Annotated[int, Path(ge=1, le=MAX_OFFSET)],
+    session: SessionDep,
+    services: ServicesDep,
+    _user: CurrentUser,
+) -> Response:
+    """What a `local` pull request's head branch changes since it left its base."""
+    target = repository(session, org, name)
+    found = repository_id(session, org, name)
+    row = pull_requests.get_by_number(session, found, number) if found else None
+    if target is None or row is None:
+        raise not_found("Pull request not found.")
+    box = services.box
+    try:
+        diff = branch_diff(
+            target.url,
+            row.base,
+            row.head,
+            allowed_schemes=services.settings.allowed_schemes,
+            username=target.username,
+            password=open_secret(session, box, target.password_ref)
+            if target.password_ref
+            else None,
+            ssh_key=open_secret(session, box, target.ssh_key_ref) if target.ssh_key_ref else None,
+        )
+    except DiffUnavailable as exc:
+        raise ApiError(502, f"the diff of pull request {number}: {exc}") from exc
+    headers = {"X-Diff-Truncated": "true"} if diff.truncated else {}
+    return Response(diff.text, media_type="text/x-diff", headers=headers)

@@ -213,6 +213,16 @@ async def test_one_shot_runs_every_step_into_one_branch_and_one_pr_marked_ready(
     assert pull["title"] == "Greeting" and pull["draft"] is False
     assert pull["body"].startswith("Part of the greetings work\n")
     assert "Progress: 3/3 steps completed" in pull["body"]
+    diff = await stack.api.get("/api/repositories/acme/web/pulls/1/diff", headers=auth)
+    assert diff.status_code == 200, diff.text
+    assert diff.headers["content-type"].startswith("text/x-diff")
+    assert "+++ b/hello.txt\n@@ -0,0 +1,2 @@\n+hello\n+world\n" in diff.text
+    assert "+++ b/notes/two.md" in diff.text
+    missing = await stack.api.get("/api/repositories/acme/web/pulls/9/diff", headers=auth)
+    assert missing.status_code == 404
+    remote.git("branch", "-D", branch)  # someone deleted the branch on the server
+    gone = await stack.api.get("/api/repositories/acme/web/pulls/1/diff", headers=auth)
+    assert gone.status_code == 502 and branch in gone.text
     # Each leaf ran as its own run of the runbook dialect, a child of the runbook's workflow.
     with stack.sessions() as session:
         runs = session.scalars(select(Run).where(Run.dialect == "runbook")).all()
