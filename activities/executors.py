@@ -1,5 +1,5 @@
-"""One action kind each: exec (bash), http, ansible, runbook, notify; called by the execute
-activity."""
+"""One action kind each: exec (bash), http, ansible, runbook, notify, ssh, runbook_step;
+called by the execute activity."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from activities.http_requests import HttpLimits, send_request
 from activities.sandbox import Sandbox
 from activities.scripts import RESULT_OUTPUT_CAP, base_env, param_env, run_script
 from core.secrets import Redactor
-from workflows.contracts import ActionSpec
+from workflows.contracts import RUNBOOK_STEP_KIND, ActionSpec
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,11 @@ class ActionContext:
     sandbox: Sandbox | None = None  # None: RUNWRIGHT_SANDBOX=off, programs run unconfined
     # Opens a secret reference the spec names by id (`*_ref`), teaching the run's redactor.
     open_ref: Callable[[str], str] | None = None
+    # The git URL schemes this worker accepts (RUNWRIGHT_GIT_ALLOWED_SCHEMES).
+    git_schemes: list[str] = field(default_factory=list)
+    # RUNWRIGHT_STEP_AGENT_COMMAND as argv: what carries out runbook steps (empty: their own
+    # commands).
+    step_agent: list[str] = field(default_factory=list)
 
     @property
     def redactor(self) -> Redactor:
@@ -180,6 +185,14 @@ def run_runbook(ctx: ActionContext) -> Executed:
     return runbook_exec.run_runbook(ctx)
 
 
+def run_runbook_step(ctx: ActionContext) -> Executed:
+    """One leaf step of an Aviator runbook: run it, commit what it changed, push its branch."""
+    # Imported here: that module builds on this one's ActionContext and Executed.
+    from activities import runbook_steps
+
+    return runbook_steps.run_step(ctx)
+
+
 def run_ssh(ctx: ActionContext) -> Executed:
     """A command on a remote host over SSH."""
     # Imported here: that module builds on this one's ActionContext and Executed.
@@ -195,4 +208,5 @@ EXECUTORS: dict[str, Callable[[ActionContext], Executed]] = {
     "ansible": run_ansible,
     "runbook": run_runbook,
     "notify": run_notify,
+    RUNBOOK_STEP_KIND: run_runbook_step,
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from workflows.contracts import (
     CLEANUP_RUN,
     EXECUTE_ACTION,
     RESERVE_WORKER,
+    RUNBOOK_STEP_KIND,
     UPLOAD_ARTIFACTS,
     ActionResult,
     ActionSpec,
@@ -57,7 +58,7 @@ STDOUT_ARTIFACT, STDERR_ARTIFACT = "/dev/stdout", "/dev/stderr"
 # the values that were substituted into it (a template injection). Such actions say
 # `templated=False`; the kind is checked too, since histories from before that flag carry the
 # default (True) and a runbook must never be rendered whatever its flag says.
-PRE_RENDERED_KINDS = frozenset({"runbook"})
+PRE_RENDERED_KINDS = frozenset({"runbook", RUNBOOK_STEP_KIND})
 
 
 def rendered_spec(action: ActionSpec, template_env: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def rendered_spec(action: ActionSpec, template_env: dict[str, Any]) -> dict[str,
 
 
 # Kinds that start programs (http runs inside the worker): confined by the sandbox.
-PROCESS_KINDS = frozenset({"exec", "ansible", "runbook", "ssh"})
+PROCESS_KINDS = frozenset({"exec", "ansible", "runbook", "ssh", RUNBOOK_STEP_KIND})
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,11 @@ class RunActivities:
         http: HttpLimits | None = None,
         sandbox: Sandbox | None = None,
         output_cap: OutputCap | None = None,
+        step_agent: Sequence[str] = (),
     ) -> None:
         self._queue = worker_queue
+        self._schemes = list(allowed_schemes)
+        self._step_agent = list(step_agent)
         self._sandbox = sandbox
         self._output_cap = output_cap
         self._workspace = workspace
@@ -229,6 +233,8 @@ class RunActivities:
                 http=self._http,
                 sandbox=self._sandbox,
                 open_ref=open_ref,
+                git_schemes=self._schemes,
+                step_agent=self._step_agent,
             )
         )
 

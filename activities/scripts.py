@@ -61,11 +61,12 @@ def run_script(
     stop_requested: Callable[[], bool] = lambda: False,
     sandbox: Sandbox | None = None,
     writable: Iterable[Path] = (),
+    readonly: Iterable[Path] = (),
 ) -> ScriptOutcome:
     """Run `script` with bash in `workdir`; output streams to events and to out_dir files.
 
     With a `sandbox`, bash runs inside it: `workdir`, `out_dir` and `writable` are all it can
-    write, and `env` is all it gets.
+    write, `readonly` is shown besides the system, and `env` is all it gets.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     script_path = out_dir / f"{index}.sh"
@@ -92,6 +93,7 @@ def run_script(
             env,
             workdir=workdir,
             writable=[workdir, out_dir, *writable],
+            readonly=readonly,
         )
         outcome = run_process(
             argv,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets as _secrets
+import shlex
 from collections.abc import MutableMapping
 from datetime import timedelta
 from pathlib import Path
@@ -93,6 +94,9 @@ class Settings(BaseSettings):
     # Where a runbook's `url` points: this base plus its number (`https://host/r/` gives
     # `https://host/r/42`); unset: the API's own `GET /api/v1/runbook/<n>` on the request's host.
     runbook_url_base: str = ""
+    # A coding agent that carries out runbook steps instead of their shell blocks: a program
+    # and its arguments (shell words), given the step's text on stdin in the step's tree.
+    step_agent_command: str = ""
 
     # Automations: at most this many runs execute at once, the others wait as `queued`.
     automation_max_runs: int = Field(default=3, ge=1, le=1000)
@@ -147,6 +151,7 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "RUNWRIGHT_PLANNER_MODEL must name the model when RUNWRIGHT_PLANNER_URL is set"
                 )
+        self.step_agent_argv  # noqa: B018  (unbalanced quotes fail at start, naming the setting)
         if self.secret_key.strip() in PLACEHOLDER_KEYS:
             raise ValueError(
                 "RUNWRIGHT_SECRET_KEY must be set to a Fernet key outside dev mode "
@@ -162,6 +167,16 @@ class Settings(BaseSettings):
     def allowed_schemes(self) -> list[str]:
         """The git URL schemes this deployment accepts, lower case."""
         return [s.strip().lower() for s in self.git_allowed_schemes.split(",") if s.strip()]
+
+    @property
+    def step_agent_argv(self) -> list[str]:
+        """RUNWRIGHT_STEP_AGENT_COMMAND as argv (empty: steps run their own commands)."""
+        try:
+            return shlex.split(self.step_agent_command)
+        except ValueError as exc:
+            raise ValueError(
+                f"RUNWRIGHT_STEP_AGENT_COMMAND is not valid shell words: {exc}"
+            ) from exc
 
     @property
     def egress_policy(self) -> EgressPolicy:

@@ -96,6 +96,7 @@ def build_workers(
         http=HttpLimits(settings.egress_policy, settings.http_body_cap_bytes),
         sandbox=sandbox,
         output_cap=OutputCap(settings.run_max_events, settings.run_max_output_bytes),
+        step_agent=settings.step_agent_argv,
     )
     records = RecordActivities(sessions, callbacks)
     admission = AdmissionActivities(sessions)

@@ -6,7 +6,9 @@ tree a step changed is not trusted as a git repository: its `.git/config` could 
 programs or rewrite URLs (`url.*.insteadOf`) to send the credentials elsewhere. So no git
 command runs in it. Its commit is fetched into a fresh scratch repository (git's upload-pack
 ignores the dangerous settings of the repository it serves) and pushed from there, to the
-repository's own URL.
+repository's own URL. A step's own git directory (a bare repository outside the step's
+sandbox, `activities/runbook_steps.py`) may be given instead of a working tree; it is read
+the same way.
 
 Idempotent for retried activities: a branch already at the commit is left alone. A branch
 that moved elsewhere is refused unless `force` is given, and the repository's default
@@ -72,7 +74,8 @@ def push_branch(
     force: bool = False,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> Pushed:
-    """Make `branch` on the repository's remote point at commit `source` of `workdir`.
+    """Make `branch` on the repository's remote point at commit `source` of `workdir`: a
+    working tree (its `.git` is read) or a git directory such as a bare repository.
 
     Raises ForgeError: not retryable for refused input or a refused push, retryable when the
     remote could not be reached.
@@ -87,9 +90,7 @@ def push_branch(
             validate_ref(source)
     except GitUrlError as exc:
         raise ForgeError(str(exc)) from exc
-    git_dir = workdir / ".git"
-    if not git_dir.is_dir():
-        raise ForgeError(f"{workdir.name} is not a git working tree")
+    git_dir = _git_dir_of(workdir)
     # Reading the working tree's objects is a local fetch: allow the file protocol for it.
     schemes = list(dict.fromkeys([*allowed_schemes, "file"]))
     scratch = Path(tempfile.mkdtemp(prefix="runwright-push-"))
@@ -111,6 +112,9 @@ def push_branch(
                 "--quiet",
                 "--no-tags",
                 "--no-write-fetch-head",
+                # A shallow source (a step's depth-1 fetch) makes the staging ref a shallow
+                # root, which fetch refuses to write without this.
+                "--update-shallow",
                 "--",
                 str(git_dir),
                 f"+{source}:{_STAGING_REF}",
@@ -134,6 +138,16 @@ def push_branch(
             return Pushed(branch, sha, updated=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _git_dir_of(path: Path) -> Path:
+    """The git directory to read commits from: a working tree's `.git`, or `path` itself when
+    it is one (a bare repository: HEAD, objects and refs at its top)."""
+    if (path / ".git").is_dir():
+        return path / ".git"
+    if (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir():
+        return path
+    raise ForgeError(f"{path.name} is not a git working tree or git directory")
 
 
 def _git(runner: GitRunner, *args: str, what: str) -> str:
