@@ -399,3 +399,20 @@ async def test_execute_and_stop_are_503_without_temporal_and_change_nothing(
             {"error": "unavailable", "message": f"{UNAVAILABLE}; nothing was stopped"},
         )
         assert _stored(stack, row.id) == before
+
+
+async def test_a_recording_without_pull_requests_keeps_the_stored_ones(
+    rb: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, auth = rb
+    row = _seed(stack, pull_requests=[PullRequestRef(4, "https://forge/pr/4", "1")])
+    plan = parse_runbook(RUNBOOK)
+    with transaction(stack.sessions) as session:
+        record_plan(session, row.id, plan, {"1.1": C}, 1, None, None)
+    body = (await stack.api.get("/api/v1/runbook/1", headers=auth)).json()
+    assert body["pull_requests"] == [
+        {"number": 4, "url": "https://forge/pr/4", "step_numbers": ["1.1"]}
+    ]
+    with transaction(stack.sessions) as session:
+        record_plan(session, row.id, plan, {"1.1": C}, 1, None, [])
+    assert (await stack.api.get("/api/v1/runbook/1", headers=auth)).json()["pull_requests"] == []
