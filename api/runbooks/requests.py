@@ -1,17 +1,19 @@
 """Request bodies of the Runbooks API, checked field by field (pure functions).
 
-`parse_create` and `parse_follow_up` return plain dataclasses or raise FieldError naming
-the field; unknown fields are refused too, so a misspelt option is not silently dropped.
+`parse_create`, `parse_follow_up`, `parse_execute` and `parse_stop` return plain dataclasses
+(or nothing) or raise FieldError naming the field; unknown fields are refused too, so a
+misspelt option is not silently dropped.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core.git_urls import GitUrlError, validate_ref
-from core.runbooks.model import MAX_DOCUMENT_BYTES
+from core.runbooks.model import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from core.runbooks.status import PR_MODES
 
 # A prompt may be a whole pasted runbook, so it is bounded like one.
@@ -39,6 +41,12 @@ CREATE_FIELDS = frozenset(
     }
 )
 FOLLOW_UP_FIELDS = frozenset({"prompt", "description", "labels"})
+EXECUTE_FIELDS = frozenset({"step"})
+STOP_FIELDS: frozenset[str] = frozenset()
+# A step number as the format writes it: positive parts without leading zeros, at most
+# MAX_DEPTH of them. Parts are bounded so that a huge number is a format error, not work.
+STEP_NUMBER = re.compile(rf"[1-9][0-9]{{0,5}}(\.[1-9][0-9]{{0,5}}){{0,{MAX_DEPTH - 1}}}")
+STEP_FORMAT = "must be a step number such as 2 or 1.2"
 
 
 class FieldError(ValueError):
@@ -73,6 +81,13 @@ class FollowUpRequest:
     prompt: str
     description: str | None = None
     labels: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    """A checked `POST /api/v1/runbook/<n>/execute` body: the step number, as text."""
+
+    step: str
 
 
 def _object(body: Any, allowed: frozenset[str]) -> Mapping[str, Any]:
@@ -192,3 +207,28 @@ def parse_follow_up(body: Any) -> FollowUpRequest:
         description=_text(doc, "description", MAX_DESCRIPTION_CHARS),
         labels=_labels(doc),
     )
+
+
+def parse_execute(body: Any) -> ExecuteRequest:
+    """The execute body, or FieldError: `step` is a step number (`"1.2"`), or an integer
+    naming a top-level step."""
+    doc = _object(body, EXECUTE_FIELDS)
+    value = doc.get("step")
+    if value is None:
+        raise FieldError("step", "is required")
+    # bool is an int to Python, but `true` is no step number.
+    if isinstance(value, int) and not isinstance(value, bool):
+        step = str(value)
+    elif isinstance(value, str):
+        step = value
+    else:
+        raise FieldError("step", "must be a string or an integer")
+    if not STEP_NUMBER.fullmatch(step):
+        raise FieldError("step", STEP_FORMAT)
+    return ExecuteRequest(step=step)
+
+
+def parse_stop(body: Any) -> None:
+    """The stop body: nothing, or an empty object."""
+    if body is not None:
+        _object(body, STOP_FIELDS)

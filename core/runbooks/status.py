@@ -250,16 +250,37 @@ def pr_body(
     return "\n".join(lines) + "\n"
 
 
-def enqueue(runbook: Runbook, states: Mapping[str, str], step: str) -> dict[str, str]:
-    """`step`'s leaves and every earlier leaf not completed become queued."""
-    found = runbook.find(step)
-    if found is None:
+def _through(runbook: Runbook, step: str) -> tuple[list[Step], list[Step]]:
+    """(`step`'s own leaves, every leaf up to and including its last); ValueError if the plan
+    has no such step."""
+    target = runbook.find(step)
+    if target is None:
         raise ValueError(f"no step {step} in the runbook's plan")
-    last = [s for s in found.walk() if s.is_leaf][-1].number
-    out = dict(states)
-    for leaf in runbook.leaves():
-        if out.get(leaf.number) in (NOT_STARTED, FAILED, None):
-            out[leaf.number] = QUEUED
-        if leaf.number == last:
-            break
-    return out
+    own = [s for s in target.walk() if s.is_leaf]
+    leaves = runbook.leaves()
+    last = next(i for i, leaf in enumerate(leaves) if leaf.number == own[-1].number)
+    return own, leaves[: last + 1]
+
+
+def enqueue(runbook: Runbook, states: Mapping[str, str], step: str) -> dict[str, str]:
+    """The states after a request to execute `step`: its leaves (or the leaf itself) and
+    every leaf before them become `queued`, since steps run in document order and a later
+    step builds on the earlier ones' commits. Completed leaves are not run again and a
+    running one keeps running; leaves after `step` keep their state."""
+    _own, through = _through(runbook, step)
+    result = {number: _check(state) for number, state in states.items()}
+    for leaf in through:
+        if result.get(leaf.number, NOT_STARTED) not in (COMPLETED, IN_PROGRESS):
+            result[leaf.number] = QUEUED
+    return result
+
+
+def execute_refusal(runbook: Runbook, states: Mapping[str, str], step: str) -> str | None:
+    """Why executing `step` is refused (the API's 409), or None: a step already running, or
+    one that would run nothing because it and every leaf before it have completed."""
+    own, through = _through(runbook, step)
+    if any(states.get(leaf.number) == IN_PROGRESS for leaf in own):
+        return f"step {step} is in progress"
+    if all(states.get(leaf.number) == COMPLETED for leaf in through):
+        return f"step {step} and every step before it have already completed"
+    return None

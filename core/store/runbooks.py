@@ -2,7 +2,8 @@
 
     create_runbook(sessions, **fields) -> RunbookRow    the next number of the account
     by_number(session, account_key, number) -> RunbookRow | None
-    record_plan(session, runbook_id, plan, states, planned_prompts, error)
+    record_plan(session, runbook_id, plan, states, planned_prompts, error, pull_requests=None)
+    pull_request_refs(row) -> list[PullRequestRef]      the stored pull requests
     add_prompt(session, row, prompt, description, labels)
     plan_of(row) -> Runbook | None                      the stored Markdown parsed back
 
@@ -13,7 +14,6 @@ numbers stay sequential and unique without a lock that only one database would h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -71,10 +71,11 @@ def record_plan(
     states: dict[str, str],
     planned_prompts: int,
     error: str | None,
-    pull_requests: Sequence[PullRequestRef] | None = None,
+    pull_requests: list[PullRequestRef] | None = None,
 ) -> None:
-    """Store what planning produced; a recording that is behind the stored one is ignored,
-    so a retried activity cannot take the plan back."""
+    """Store what planning or execution produced; a recording that is behind the stored one
+    is ignored, so a retried activity cannot take the plan back. `pull_requests` None leaves
+    the stored ones (a recording that opened none does not forget them)."""
     row = session.get(RunbookRow, runbook_id)
     if row is None or planned_prompts < row.planned_prompts:
         return
@@ -86,6 +87,14 @@ def record_plan(
     if pull_requests is not None:
         row.pull_requests = [asdict(pr) for pr in pull_requests]
     session.flush()
+
+
+def pull_request_refs(row: RunbookRow) -> list[PullRequestRef]:
+    """The pull requests the runbook's workflow recorded, in the order it recorded them."""
+    return [
+        PullRequestRef(number=int(pr["number"]), url=str(pr["url"]), group=str(pr["group"]))
+        for pr in row.pull_requests
+    ]
 
 
 def add_prompt(

@@ -98,10 +98,13 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/repositories"): P_VIEWER,
     ("GET", "/api/repositories/{org}/{name}"): P_VIEWER,
     ("GET", "/api/repositories/{org}/{name}/pulls/{number}"): P_VIEWER,
-    # Runbooks: reading takes any platform role, creating and following up an operator.
+    # Runbooks: reading takes any platform role; creating, following up, executing and
+    # stopping an operator.
     ("POST", "/api/v1/runbook"): P_OPERATOR,
     ("GET", "/api/v1/runbook/{number}"): P_VIEWER,
     ("PATCH", "/api/v1/runbook/{number}"): P_OPERATOR,
+    ("POST", "/api/v1/runbook/{number}/execute"): P_OPERATOR,
+    ("POST", "/api/v1/runbook/{number}/stop"): P_OPERATOR,
     ("POST", "/api/maintenance"): P_OPERATOR,
     ("POST", "/api/maintenance/{window_id}/activate"): P_OPERATOR,
     ("POST", "/api/maintenance/{window_id}/deactivate"): P_OPERATOR,

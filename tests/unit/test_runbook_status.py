@@ -23,6 +23,8 @@ from core.runbooks.status import (
     commit_message,
     effective_draft,
     effective_pr_mode,
+    enqueue,
+    execute_refusal,
     leaf_states,
     pr_body,
     pull_requests_view,
@@ -229,3 +231,75 @@ def test_pr_body_lists_progress() -> None:
     )
     just_two = pr_body(rb, {}, url="u", steps=[s for s in rb.leaves() if s.number.startswith("2")])
     assert just_two == "Runbook: u\n\nProgress: 0/1 steps completed\n\n- [ ] 2.1 E\n"
+
+
+EXEC_PLAN = parse_runbook(
+    "## Objective\n\nx\n\n## Steps\n\n"
+    "### 1 A\n\n#### 1.1 B\n\n#### 1.2 C\n\n### 2 D\n\n#### 2.1 E\n\n### 3 F\n"
+)
+
+ENQUEUE = [
+    # a leaf: it and every leaf before it; later leaves untouched
+    ({}, "1.2", {"1.1": Q, "1.2": Q}),
+    ({}, "1.1", {"1.1": Q}),
+    # a parent: all its leaves
+    ({}, "1", {"1.1": Q, "1.2": Q}),
+    ({}, "2", {"1.1": Q, "1.2": Q, "2.1": Q}),
+    # the last step queues everything not yet done
+    ({"1.1": C, "1.2": F, "2.1": N, "3": N}, "3", {"1.1": C, "1.2": Q, "2.1": Q, "3": Q}),
+    # completed leaves are not run again, a running one keeps running
+    ({"1.1": C, "1.2": P}, "2.1", {"1.1": C, "1.2": P, "2.1": Q}),
+    # a failed step is queued again; states after it stay
+    ({"1.1": F, "2.1": F}, "1.1", {"1.1": Q, "2.1": F}),
+    # already queued: the same states
+    ({"1.1": Q, "1.2": Q}, "1.2", {"1.1": Q, "1.2": Q}),
+    # within the step, a completed leaf stays completed
+    ({"1.1": C, "1.2": N}, "1", {"1.1": C, "1.2": Q}),
+]
+
+
+@pytest.mark.parametrize(("states", "step", "expected"), ENQUEUE)
+def test_enqueue_queues_the_step_and_every_earlier_leaf_not_done(
+    states: dict[str, str], step: str, expected: dict[str, str]
+) -> None:
+    """Executing a step queues its leaves and the unexecuted ones before it, nothing after."""
+    before = dict(states)
+    assert enqueue(EXEC_PLAN, states, step) == expected
+    assert states == before  # a new mapping; the caller's is left alone
+
+
+REFUSALS = [
+    ({}, "1.2", None),
+    ({"1.1": C}, "1.2", None),
+    ({"1.1": C, "1.2": C}, "1.2", "step 1.2 and every step before it have already completed"),
+    ({"1.1": C, "1.2": C}, "1", "step 1 and every step before it have already completed"),
+    ({"1.1": C}, "1.1", "step 1.1 and every step before it have already completed"),
+    # done itself, but an earlier leaf failed: executing it re-runs that one
+    ({"1.1": F, "1.2": C}, "1.2", None),
+    (
+        {"1.1": C, "1.2": C, "2.1": C, "3": F},
+        "2",
+        "step 2 and every step before it have already completed",
+    ),
+    ({"1.1": C, "1.2": C, "2.1": C, "3": F}, "3", None),
+    ({"1.1": P}, "1.1", "step 1.1 is in progress"),
+    ({"1.1": C, "1.2": P}, "1", "step 1 is in progress"),  # a parent with a running leaf
+    # an earlier leaf running: this one waits its turn behind it
+    ({"1.1": P}, "1.2", None),
+    ({"1.1": Q, "1.2": Q}, "1.2", None),
+]
+
+
+@pytest.mark.parametrize(("states", "step", "reason"), REFUSALS)
+def test_execute_refusal(states: dict[str, str], step: str, reason: str | None) -> None:
+    """The 409 reasons: the step is running, or there is nothing left to run up to it."""
+    assert execute_refusal(EXEC_PLAN, states, step) == reason
+
+
+@pytest.mark.parametrize("step", ["7", "1.3", "3.1", "0", ""])
+def test_unknown_steps_are_refused_by_both(step: str) -> None:
+    """A step the plan does not have is a ValueError naming it."""
+    with pytest.raises(ValueError, match=re.escape(f"no step {step} in the runbook's plan")):
+        enqueue(EXEC_PLAN, {}, step)
+    with pytest.raises(ValueError, match=re.escape(f"no step {step} in the runbook's plan")):
+        execute_refusal(EXEC_PLAN, {}, step)
