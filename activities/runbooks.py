@@ -37,6 +37,7 @@ from core.runbooks.status import PullRequestRef
 from core.secrets import SecretBox, run_redactor
 from core.store.models import Run, RunbookRow
 from core.store.runbooks import record_plan
+from core.store.runs import failed_action_error
 from core.store.secret_values import open_secret
 from core.store.session import transaction
 from workflows.contracts import (
@@ -141,7 +142,13 @@ class RunbookActivities:
             error = inp.error
             if inp.failed_step is not None:
                 run = session.get(Run, inp.failed_run) if inp.failed_run else None
-                why = (run.error or f"its run ended {run.status}") if run else "its run failed"
+                why = "its run failed"
+                if run is not None:
+                    why = (
+                        run.error
+                        or failed_action_error(session, run.id)
+                        or f"its run ended {run.status}"
+                    )
                 error = f"step {inp.failed_step} failed: {why}"
             record_plan(
                 session,

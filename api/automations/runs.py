@@ -35,7 +35,8 @@ from core.script_library import SCRIPTS
 from core.secrets import SECRET_REF, refs_in
 from core.statuses import automation_run_status
 from core.store.maintenance import open_windows
-from core.store.models import Definition, Run, RunAction, RunEvent, User, utcnow
+from core.store.models import Definition, Run, RunEvent, User, utcnow
+from core.store.runs import failed_action_error
 from workflows.contracts import ActionSpec, GateSpec
 from workflows.gate import ADMIN_KEY
 
@@ -372,17 +373,6 @@ def output_of(session: Session, run_id: str) -> str:
             break
         parts.append(line)
     return "".join(parts)
-
-
-def failed_action_error(session: Session, run_id: str) -> str | None:
-    """Why the run's first failed action failed (a run that failed in an action has no error
-    of its own; NOBA shows one)."""
-    return session.scalar(
-        select(RunAction.error)
-        .where(RunAction.run_id == run_id, RunAction.error.is_not(None))
-        .order_by(RunAction.idx)
-        .limit(1)
-    )
 
 
 def run_view(session: Session, run: Run) -> dict[str, Any]:

@@ -276,3 +276,14 @@ def approvals_of(session: Session, run_id: str, *, gate_idx: int | None = None) 
     if gate_idx is not None:
         query = query.where(Approval.gate_idx == gate_idx)
     return list(session.scalars(query.order_by(Approval.created_at)))
+
+
+def failed_action_error(session: Session, run_id: str) -> str | None:
+    """Why the run's first failed action failed (a run that failed in an action has no error
+    of its own)."""
+    return session.scalar(
+        select(RunAction.error)
+        .where(RunAction.run_id == run_id, RunAction.error.is_not(None))
+        .order_by(RunAction.idx)
+        .limit(1)
+    )

@@ -365,12 +365,14 @@ async def test_a_follow_up_is_planned_on_the_runbook_branch_and_commits_to_it(
     follow = (
         "## Objective\n\nMore.\n\n## Steps\n\n### 1 Shout\n\n```sh\necho HELLO >> hello.txt\n```\n"
     )
+    # A longer fence holds the file's own ``` block (CommonMark).
     plan = PLAN.replace(
-        "echo hello > hello.txt",
-        "echo hello > hello.txt\nmkdir -p runbooks && cat > runbooks/more.md <<'EOF'\n"
+        "```sh\necho hello > hello.txt\n```",
+        "````sh\necho hello > hello.txt\nmkdir -p runbooks && cat > runbooks/more.md <<'EOF'\n"
         + follow
-        + "EOF",
+        + "EOF\n````",
     )
+    assert plan != PLAN
     await _create(stack, auth, prompt=plan, title="Greeting")
     body = await _until(stack, auth, 1, lambda b: b["status"] == "completed")
     response = await stack.api.patch(
