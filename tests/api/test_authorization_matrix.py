@@ -98,6 +98,7 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/repositories"): P_VIEWER,
     ("GET", "/api/repositories/{org}/{name}"): P_VIEWER,
     ("GET", "/api/repositories/{org}/{name}/pulls/{number}"): P_VIEWER,
+    ("GET", "/api/repositories/{org}/{name}/pulls/{number}/diff"): P_VIEWER,
     # Runbooks: reading takes any platform role; creating, following up, executing and
     # stopping an operator.
     ("POST", "/api/v1/runbook"): P_OPERATOR,

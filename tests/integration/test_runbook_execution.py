@@ -405,8 +405,14 @@ async def test_stop_kills_the_running_step_and_dequeues_the_rest(
     await _until(
         stack, auth, 1, lambda b: b["steps"]["in_progress"] == 1 and b["steps"]["completed"] == 1
     )
-    with stack.sessions() as session:
-        running = session.scalar(select(Run).where(Run.status == "running"))
+    deadline = time.monotonic() + 30
+    while True:  # the step's own run is executing its command
+        with stack.sessions() as session:
+            running = session.scalar(select(Run).where(Run.status == "running"))
+        if running is not None:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
     started = time.monotonic()
     response = await stack.api.post("/api/v1/runbook/1/stop", headers=auth)
     assert response.status_code == 202, response.text
@@ -414,7 +420,6 @@ async def test_stop_kills_the_running_step_and_dequeues_the_rest(
     assert time.monotonic() - started < 20
     assert body["status"] == "failed"
     assert body["steps"] == {**ZERO, "total": 3, "completed": 1, "failed": 1, "not_started": 1}
-    assert running is not None
     with stack.sessions() as session:
         assert session.get(Run, running.id).status == "killed"  # type: ignore[union-attr]
     assert len(remote.commits(_branch(_row(stack), "1"), "main")) == 1
