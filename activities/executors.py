@@ -51,6 +51,8 @@ class ActionContext:
     # RUNWRIGHT_STEP_AGENT_COMMAND as argv: what carries out runbook steps (empty: their own
     # commands).
     step_agent: list[str] = field(default_factory=list)
+    # RUNWRIGHT_STEP_AGENT_ENV: what the agent gets from the worker's environment (secrets).
+    step_agent_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def redactor(self) -> Redactor:

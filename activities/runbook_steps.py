@@ -214,12 +214,16 @@ def run_step(ctx: ActionContext) -> Executed:
         )
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    agent_env: dict[str, str] = {}
     if ctx.step_agent:
         text_file.write_text(spec.text)
+        agent_env = dict(ctx.step_agent_env)
+        for value in agent_env.values():
+            ctx.redactor.add(value)
     out = run_script(
         script,
         workdir=ctx.workdir,
-        env=base_env() | step_env(spec),
+        env=base_env() | step_env(spec) | agent_env,
         out_dir=out_dir,
         index=ctx.index,
         events=ctx.events,

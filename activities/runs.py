@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +92,12 @@ class RunActivities:
         sandbox: Sandbox | None = None,
         output_cap: OutputCap | None = None,
         step_agent: Sequence[str] = (),
+        step_agent_env: Mapping[str, str] | None = None,
     ) -> None:
         self._queue = worker_queue
         self._schemes = list(allowed_schemes)
         self._step_agent = list(step_agent)
+        self._step_agent_env = dict(step_agent_env or {})
         self._sandbox = sandbox
         self._output_cap = output_cap
         self._workspace = workspace
@@ -235,6 +237,7 @@ class RunActivities:
                 open_ref=open_ref,
                 git_schemes=self._schemes,
                 step_agent=self._step_agent,
+                step_agent_env=self._step_agent_env,
             )
         )
 

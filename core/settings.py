@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # A coding agent that carries out runbook steps instead of their shell blocks: a program
     # and its arguments (shell words), given the step's text on stdin in the step's tree.
     step_agent_command: str = ""
+    # Names of the worker's environment variables the coding agent gets (its API keys, say),
+    # comma-separated; their values are masked in every step's output.
+    step_agent_env: str = ""
 
     # Automations: at most this many runs execute at once, the others wait as `queued`.
     automation_max_runs: int = Field(default=3, ge=1, le=1000)
@@ -152,6 +155,7 @@ class Settings(BaseSettings):
                     "RUNWRIGHT_PLANNER_MODEL must name the model when RUNWRIGHT_PLANNER_URL is set"
                 )
         self.step_agent_argv  # noqa: B018  (unbalanced quotes fail at start, naming the setting)
+        self.step_agent_environment  # noqa: B018  (a name the worker lacks fails at start)
         if self.secret_key.strip() in PLACEHOLDER_KEYS:
             raise ValueError(
                 "RUNWRIGHT_SECRET_KEY must be set to a Fernet key outside dev mode "
@@ -167,6 +171,17 @@ class Settings(BaseSettings):
     def allowed_schemes(self) -> list[str]:
         """The git URL schemes this deployment accepts, lower case."""
         return [s.strip().lower() for s in self.git_allowed_schemes.split(",") if s.strip()]
+
+    @property
+    def step_agent_environment(self) -> dict[str, str]:
+        """RUNWRIGHT_STEP_AGENT_ENV: each named variable of this process's environment."""
+        names = [n.strip() for n in self.step_agent_env.split(",") if n.strip()]
+        missing = [n for n in names if n not in os.environ]
+        if missing:
+            raise ValueError(
+                f"RUNWRIGHT_STEP_AGENT_ENV names {', '.join(missing)}, not in the environment"
+            )
+        return {n: os.environ[n] for n in names}
 
     @property
     def step_agent_argv(self) -> list[str]:

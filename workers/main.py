@@ -97,6 +97,7 @@ def build_workers(
         sandbox=sandbox,
         output_cap=OutputCap(settings.run_max_events, settings.run_max_output_bytes),
         step_agent=settings.step_agent_argv,
+        step_agent_env=settings.step_agent_environment,
     )
     records = RecordActivities(sessions, callbacks)
     admission = AdmissionActivities(sessions)

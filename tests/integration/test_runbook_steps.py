@@ -84,7 +84,11 @@ class Worker:
     """One worker's RunActivities (its own workspace), running step actions."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], workspace: Path, agent: Sequence[str] = ()
+        self,
+        sessions: sessionmaker[Session],
+        workspace: Path,
+        agent: Sequence[str] = (),
+        agent_env: dict[str, str] | None = None,
     ) -> None:
         self.sessions = sessions
         self.workspace = workspace
@@ -97,6 +101,7 @@ class Worker:
             store=FileArtifactStore(workspace / "store"),
             sandbox=machine_sandbox(),
             step_agent=agent,
+            step_agent_env=agent_env,
         )
 
     def run(
@@ -401,6 +406,34 @@ def test_a_coding_agent_gets_the_text_and_its_edits_land(
     assert git(bare, "show", f"{BRANCH}:README.md") == "edited-by-agent"
     assert git(bare, "show", f"{BRANCH}:prompt.txt") == spec.text + "step 1.1 of runbook 1"
     assert "commands.txt" not in git(bare, "ls-tree", "--name-only", BRANCH).split()
+
+
+def test_the_agent_gets_the_named_environment_and_its_values_stay_masked(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """RUNWRIGHT_STEP_AGENT_ENV's variables reach the agent (not the step's own commands);
+    the agent printing one shows only a mask."""
+    bare = bare_remote(tmp_path)
+    key = "sk-agent-key-0123456789"
+    agent = tmp_path / "agent" / "fake-agent"
+    agent.parent.mkdir()
+    agent.write_text(
+        '#!/bin/sh\ncat > /dev/null\necho "key is $AGENT_API_KEY"\n'
+        f'[ "$AGENT_API_KEY" = "{key}" ] && echo ok > agent.txt\n'
+    )
+    agent.chmod(0o755)
+    worker = Worker(sessions, tmp_path / "ws", [str(agent)], {"AGENT_API_KEY": key})
+    result = worker.run(step(f"file://{bare}", []))
+
+    assert result.status == "completed", result.error
+    assert git(bare, "show", f"{BRANCH}:agent.txt") == "ok"
+    assert key not in str(worker.events(worker.last_run)) and key not in result.stdout
+    assert "key is ***" in result.stdout
+    with_commands = Worker(sessions, tmp_path / "ws2", agent_env={"AGENT_API_KEY": key})
+    commands = ['echo "seen:${AGENT_API_KEY:-none}" > seen.txt']
+    result = with_commands.run(step(f"file://{bare}", commands, step_number="2", message="two"))
+    assert result.status == "completed", result.error
+    assert git(bare, "show", f"{BRANCH}:seen.txt") == "seen:none"
 
 
 def test_git_files_a_step_writes_run_nothing_outside_the_sandbox(
