@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from core.runbooks.status import branch_name
 from core.secrets import SecretBox
@@ -29,7 +30,7 @@ from core.store.session import transaction
 from core.store.users import create_token, upsert_user
 from tests.github_server import fake_github
 from tests.stack import Stack, git, make_repo, make_settings, stack_for
-from workflows.runbook import workflow_id
+from workflows.runbook import RunbookWorkflow, workflow_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -223,6 +224,10 @@ async def test_one_shot_runs_every_step_into_one_branch_and_one_pr_marked_ready(
     remote.git("branch", "-D", branch)  # someone deleted the branch on the server
     gone = await stack.api.get("/api/repositories/acme/web/pulls/1/diff", headers=auth)
     assert gone.status_code == 502 and branch in gone.text
+    # The runbook's history (plan, child runs, pull requests) replays with the current code.
+    history = await stack.temporal.get_workflow_handle(row.workflow_id).fetch_history()
+    replayer = Replayer(workflows=[RunbookWorkflow], data_converter=stack.temporal.data_converter)
+    await replayer.replay_workflow(history)
     # Each leaf ran as its own run of the runbook dialect, a child of the runbook's workflow.
     with stack.sessions() as session:
         runs = session.scalars(select(Run).where(Run.dialect == "runbook")).all()
