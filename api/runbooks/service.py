@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from typing import Any
+from urllib.parse import urljoin
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -96,8 +97,10 @@ def runbook_url(services: Services, base_url: str, number: int) -> str:
     return f"{base_url.rstrip('/')}/api/v1/runbook/{number}"
 
 
-def view(row: RunbookRow, url: str) -> dict[str, Any]:
-    """The documented schema, plus `title` and `error` (null unless planning failed)."""
+def view(row: RunbookRow, url: str, base_url: str = "") -> dict[str, Any]:
+    """The documented schema, plus `title` and `error` (why planning or a step failed, else
+    null). A pull request kept by the `local` forge has a URL of this API, made absolute
+    against `base_url` (the request's)."""
     plan = plan_of(row)
     states = leaf_states(plan, row.step_states) if plan is not None else []
     status = aggregate_status(states)
@@ -113,7 +116,7 @@ def view(row: RunbookRow, url: str) -> dict[str, Any]:
         "url": url,
         "status": status,
         "steps": step_counts(states).as_dict(),
-        "pull_requests": [pr.as_dict() for pr in pulls],
+        "pull_requests": [{**pr.as_dict(), "url": urljoin(base_url, pr.url)} for pr in pulls],
         "title": row.title,
         "error": row.error,
     }
@@ -236,7 +239,7 @@ async def create(
         await write(services.sessions, remove)
         message = "the workflow service is unavailable; the runbook was not created"
         raise ApiError(503, message) from exc
-    return view(row, url)
+    return view(row, url, base_url)
 
 
 def _find(session: Session, user: User, number: int) -> RunbookRow:
@@ -249,7 +252,7 @@ def _find(session: Session, user: User, number: int) -> RunbookRow:
 async def show(services: Services, user: User, number: int, base_url: str) -> dict[str, Any]:
     """The runbook `number` of the caller's account."""
     row = await read(services.sessions, _find, user, number)
-    return view(row, runbook_url(services, base_url, number))
+    return view(row, runbook_url(services, base_url, number), base_url)
 
 
 async def follow_up(
@@ -286,7 +289,7 @@ async def follow_up(
         await write(services.sessions, undo)
         message = "the workflow service is unavailable; the follow-up was not added"
         raise ApiError(503, message) from exc
-    return view(row, url)
+    return view(row, url, base_url)
 
 
 async def execute(
@@ -325,7 +328,7 @@ async def execute(
         log.error("could not send step %s of runbook %s: %s", request.step, row.id, exc)
         message = "the workflow service is unavailable; the step was not sent"
         raise ApiError(503, message) from exc
-    return view(row, url)
+    return view(row, url, base_url)
 
 
 async def stop(services: Services, user: User, number: int, base_url: str) -> dict[str, Any]:
@@ -341,7 +344,7 @@ async def stop(services: Services, user: User, number: int, base_url: str) -> di
         log.error("could not stop runbook %s: %s", row.id, exc)
         message = "the workflow service is unavailable; nothing was stopped"
         raise ApiError(503, message) from exc
-    return view(row, runbook_url(services, base_url, number))
+    return view(row, runbook_url(services, base_url, number), base_url)
 
 
 def _with_target(session: Session, user: User, number: int) -> tuple[RunbookRow, RepositoryTarget]:

@@ -117,7 +117,11 @@ async def test_a_worker_killed_between_steps_leaves_no_duplicate_commit_or_pr(
     assert git(bare, "rev-parse", "main") == main
     assert pulls == 1
     assert answer["pull_requests"] == [
-        {"number": 1, "url": "/api/repositories/acme/web/pulls/1", "step_numbers": ["1", "2", "3"]}
+        {
+            "number": 1,
+            "url": "http://runwright/api/repositories/acme/web/pulls/1",
+            "step_numbers": ["1", "2", "3"],
+        }
     ]
     # One run per step: the runbook's history kept the finished ones.
     assert sorted(runs) == ["succeeded"] * 3

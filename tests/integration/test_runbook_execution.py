@@ -168,7 +168,7 @@ async def _pull(stack: Stack, auth: dict[str, str], number: int) -> dict[str, An
 
 def _pr(number: int, *steps: str) -> dict[str, Any]:
     """An entry of `pull_requests` for a PR of the local forge."""
-    url = f"/api/repositories/acme/web/pulls/{number}"
+    url = f"http://runwright/api/repositories/acme/web/pulls/{number}"
     return {"number": number, "url": url, "step_numbers": list(steps)}
 
 
@@ -205,7 +205,7 @@ async def test_one_shot_runs_every_step_into_one_branch_and_one_pr_marked_ready(
     assert body["pull_requests"] == [
         {
             "number": 1,
-            "url": "/api/repositories/acme/web/pulls/1",
+            "url": "http://runwright/api/repositories/acme/web/pulls/1",
             "step_numbers": ["1.1", "1.2", "2"],
         }
     ]
