@@ -13,7 +13,9 @@ nothing secret in `.git/config` or in an error message.
 
 Publishing opens or updates one pull request through the repository's forge: its title, body
 and draft flag follow from the stored runbook (title, description, draft, mode) and the leaf
-states it is given (`core.runbooks.status`), so a retried call writes the same thing.
+states it is given (`core.runbooks.status`), so a retried call writes the same thing. The
+runbook's labels are read from its row at each publish (a follow-up may have replaced them)
+and only ever added to the pull request: labels a person put on it stay.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ class RunbookActivities:
     @activity.defn(name=PUBLISH_RUNBOOK)
     def publish_runbook(self, inp: PublishRunbookInput) -> PullRequestRef:
         """Open the pull request of `inp.head` if there is none, then bring its title, body
-        and draft flag up to date."""
+        and draft flag up to date and add the runbook's labels it lacks."""
         with self._sessions() as session:
             row = session.get(RunbookRow, inp.runbook_id)
             if row is None:
@@ -179,6 +181,7 @@ class RunbookActivities:
                 draft=row.draft,
                 url=inp.url,
             )
+            labels = [str(label) for label in row.labels or ()]
         try:
             forge = forge_for(
                 inp.repository,
@@ -186,10 +189,13 @@ class RunbookActivities:
                 open_ref=self._opener(),
                 policy=self._policy,
             )
-            pr = forge.ensure_pull_request(inp.head, inp.base, text.title, text.body, text.draft)
-            if (pr.title, pr.body, pr.draft) != (text.title, text.body, text.draft):
+            pr = forge.ensure_pull_request(
+                inp.head, inp.base, text.title, text.body, text.draft, labels=labels
+            )
+            stale = (pr.title, pr.body, pr.draft) != (text.title, text.body, text.draft)
+            if stale or not set(labels) <= set(pr.labels):
                 pr = forge.update_pull_request(
-                    pr.number, title=text.title, body=text.body, draft=text.draft
+                    pr.number, title=text.title, body=text.body, draft=text.draft, labels=labels
                 )
         except ForgeError as exc:
             # A forge's messages never hold a secret; retryable ones are tried again.

@@ -6,7 +6,12 @@ draft and ready. It keeps pull requests in memory and records every request it r
     POST  {prefix}/repos/{owner}/{repo}/pulls                         pulls/create (201)
     GET   {prefix}/repos/{owner}/{repo}/pulls/{number}                pulls/get
     PATCH {prefix}/repos/{owner}/{repo}/pulls/{number}                pulls/update
+    POST  {prefix}/repos/{owner}/{repo}/issues/{number}/labels        issues/add-labels
     POST  /graphql ({prefix} /api/v3 -> /api/graphql, as on GitHub Enterprise)
+
+A pull request is an issue too: its labels are the issue's, shown in the pull object's
+`labels` as label objects. Adding a label the repository lacks creates it; names match
+without regard to case, as on GitHub, and a label already on the issue is not added twice.
 
 Requests without `Authorization: token <token>` (or `Bearer <token>`) get 401 as GitHub
 answers them. `fail_next` makes the next request answer that status.
@@ -22,10 +27,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 DOCS = "https://docs.github.com/rest/pulls/pulls"
+LABELS_DOCS = "https://docs.github.com/rest/issues/labels#add-labels-to-an-issue"
 _PULLS = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/pulls(?:/(?P<number>\d+))?$")
+_ISSUE_LABELS = re.compile(
+    r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/(?P<number>\d+)/labels$"
+)
 
 
 @dataclass
@@ -47,6 +56,8 @@ class FakeGitHub:
     prefix: str = ""
     base_url: str = ""
     pulls: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    # The repositories' labels by case-folded name, as `label` objects.
+    labels: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     fail_next: int | None = None
     # Answer this many list requests with [] (another client opening the same pull request
@@ -62,6 +73,27 @@ class FakeGitHub:
     def calls(self) -> list[tuple[str, str]]:
         """(method, path) of every request received, in order."""
         return [(r.method, r.path) for r in self.received]
+
+    def label_object(self, owner: str, repo: str, name: str) -> dict[str, Any]:
+        """The repository's label called `name` (any case), created when it has none."""
+        known = self.labels.setdefault((owner, repo), {})
+        if name.casefold() not in known:
+            number = sum(len(ls) for ls in self.labels.values())
+            known[name.casefold()] = {
+                "id": number,
+                "node_id": f"LA_{number}",
+                "url": f"{self.api_url}/repos/{owner}/{repo}/labels/{quote(name)}",
+                "name": name,
+                "description": None,
+                "color": "ededed",
+                "default": False,
+            }
+        return known[name.casefold()]
+
+    def label_names(self, owner: str, repo: str, number: int) -> list[str]:
+        """The names of pull request `number`'s labels, in order."""
+        pull = next(p for p in self.pulls[(owner, repo)] if p["number"] == number)
+        return [label["name"] for label in pull["labels"]]
 
     def pull_object(self, owner: str, repo: str, number: int, **fields: Any) -> dict[str, Any]:
         """A pull request as GitHub's `pull-request` schema describes it."""
@@ -149,6 +181,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not parts.path.startswith(gh.prefix):
                 self._error(404, "Not Found")
                 return
+            labels = _ISSUE_LABELS.match(parts.path[len(gh.prefix) :])
+            if labels is not None and self.command == "POST":
+                self._add_labels(labels["owner"], labels["repo"], int(labels["number"]), body)
+                return
             match = _PULLS.match(parts.path[len(gh.prefix) :])
             if match is None:
                 self._error(404, "Not Found")
@@ -213,6 +249,36 @@ class _Handler(BaseHTTPRequestHandler):
         if "base" in body:
             pull["base"]["ref"] = body["base"]
         self._reply(200, pull)
+
+    def _add_labels(self, owner: str, repo: str, number: int, body: Any) -> None:
+        # issues/add-labels: `{"labels": [names]}` (at least one); answers the issue's labels.
+        found = [p for p in self.github.pulls.get((owner, repo), []) if p["number"] == number]
+        if not found:
+            self._reply(404, {"message": "Not Found", "documentation_url": LABELS_DOCS})
+            return
+        names = body.get("labels") if isinstance(body, dict) else None
+        if (
+            not isinstance(names, list)
+            or not names
+            or not all(isinstance(n, str) and n for n in names)
+        ):
+            errors = [{"resource": "Label", "field": "labels", "code": "invalid"}]
+            self._reply(
+                422,
+                {
+                    "message": "Validation Failed",
+                    "errors": errors,
+                    "documentation_url": LABELS_DOCS,
+                },
+            )
+            return
+        pull = found[0]
+        on = {label["name"].casefold() for label in pull["labels"]}
+        for name in names:
+            if name.casefold() not in on:
+                pull["labels"].append(self.github.label_object(owner, repo, name))
+                on.add(name.casefold())
+        self._reply(200, pull["labels"])
 
     def _graphql(self, body: dict[str, Any]) -> None:
         query = str(body.get("query", ""))

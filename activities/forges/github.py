@@ -2,14 +2,18 @@
 
 The adapter is thin on purpose: it sends what GitHub's OpenAPI description defines for the
 pulls endpoints and reads back only the fields it reports (number, html_url, head.ref,
-base.ref, title, body, draft, state, merged_at, node_id), so GitHub Enterprise servers whose
-schema differs in other fields work alike.
+base.ref, title, body, draft, state, merged_at, node_id, labels[].name), so GitHub Enterprise
+servers whose schema differs in other fields work alike.
 
     POST  /repos/{owner}/{repo}/pulls                 open
     GET   /repos/{owner}/{repo}/pulls?head=owner:ref  find a branch's pull request
     GET   /repos/{owner}/{repo}/pulls/{number}        read one
     PATCH /repos/{owner}/{repo}/pulls/{number}        title, body
+    POST  /repos/{owner}/{repo}/issues/{number}/labels  add labels (a pull request is an issue)
     POST  /graphql                                    draft <-> ready for review
+
+Labels are only ever added, the missing ones by name (GitHub matches names without regard to
+case), so labels a person put on the pull request stay.
 
 The REST API cannot change `draft` of an existing pull request; GitHub does that with the
 GraphQL mutations `markPullRequestReadyForReview` and `convertPullRequestToDraft`, sent to the
@@ -34,7 +38,7 @@ from githubkit.utils import UNSET
 
 from activities.forges.local import check_branch
 from core.egress import EgressPolicy, EgressRefused, EgressTransport
-from core.forges import ForgeError, PullRequest, check_text
+from core.forges import ForgeError, PullRequest, check_labels, check_text, missing_labels
 from core.repositories import RepositoryTarget
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -59,6 +63,7 @@ def pull_request_of(data: Any) -> PullRequest:
             body=str(data.get("body") or ""),
             draft=bool(data.get("draft")),
             state="merged" if merged else str(data["state"]),
+            labels=tuple(str(label["name"]) for label in data.get("labels") or ()),
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ForgeError(f"GitHub answered something that is not a pull request ({exc})") from exc
@@ -140,13 +145,34 @@ class GitHubForge:
         matching = [p for p in found if p.get("head", {}).get("ref") == head]
         return dict(matching[0]) if matching else None
 
+    def _add_labels(
+        self, gh: GitHub[Any], number: int, data: dict[str, Any], wanted: Sequence[str]
+    ) -> dict[str, Any]:
+        """The pull request `data` with the labels of `wanted` it lacks added on GitHub."""
+        present = [str(label.get("name")) for label in data.get("labels") or ()]
+        added = missing_labels(wanted, present, casefold=True)
+        if not added:
+            return data
+        labels: Any = gh.rest.issues.add_labels(
+            self._target.org, self._target.name, number, labels=[*added]
+        ).json()
+        return {**data, "labels": labels}
+
     def ensure_pull_request(
-        self, head: str, base: str, title: str, body: str = "", draft: bool = False
+        self,
+        head: str,
+        base: str,
+        title: str,
+        body: str = "",
+        draft: bool = False,
+        labels: Sequence[str] = (),
     ) -> PullRequest:
-        """The open pull request of `head`, opened (into `base`) when there is none."""
+        """The open pull request of `head`, opened (into `base`, labelled) when there is
+        none."""
         check_branch(head, "head")
         check_branch(base, "base")
         check_text(title, body)
+        names = check_labels(labels)
         with self._github("pull request for head " + head) as gh:
             existing = self._find_open(gh, head)
             if existing is not None:
@@ -169,7 +195,10 @@ class GitHubForge:
                 if existing is None:
                     raise
                 return pull_request_of(existing)
-            return pull_request_of(created)
+            opened = pull_request_of(created)
+            # Opening takes no labels. Should adding them fail, a retry finds the pull request
+            # unlabelled and returns it as it is; the caller's update then adds them.
+            return pull_request_of(self._add_labels(gh, opened.number, dict(created), names))
 
     def update_pull_request(
         self,
@@ -178,9 +207,12 @@ class GitHubForge:
         title: str | None = None,
         body: str | None = None,
         draft: bool | None = None,
+        labels: Sequence[str] | None = None,
     ) -> PullRequest:
-        """Set the given fields of pull request `number` (draft through GraphQL)."""
+        """Set the given fields of pull request `number` (draft through GraphQL); `labels` it
+        lacks are added."""
         check_text(title, body)
+        names = None if labels is None else check_labels(labels)
         owner, repo = self._target.org, self._target.name
         with self._github(f"update of pull request #{number}") as gh:
             data: Any
@@ -194,6 +226,8 @@ class GitHubForge:
                 ).json()
             else:
                 data = gh.rest.pulls.get(owner, repo, number).json()
+            if names:
+                data = self._add_labels(gh, number, dict(data), names)
             if draft is not None and bool(data.get("draft")) != draft:
                 gh.graphql.request(_TO_DRAFT if draft else _READY, {"id": data["node_id"]})
                 data = gh.rest.pulls.get(owner, repo, number).json()

@@ -1,8 +1,8 @@
 """The `local` forge: pull requests kept in Runwright's database, numbered per repository.
 
 The branches themselves are pushed to the repository's remote (`activities.forges.push`);
-this forge records what a forge would show of them: number, head, base, title, body, draft
-and state. Each pull request's `url` comes from `url_template`, which the caller chooses
+this forge records what a forge would show of them: number, head, base, title, body, draft,
+state and labels. Each pull request's `url` comes from `url_template`, which the caller chooses
 (by default the API's view of the record).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.forges import ForgeError, PullRequest, check_text
+from core.forges import ForgeError, PullRequest, check_labels, check_text
 from core.git_urls import GitUrlError, validate_ref
 from core.repositories import RepositoryTarget
 from core.store import pull_requests
@@ -63,12 +63,20 @@ class LocalForge:
         return pull_requests.as_pull_request(row, url)
 
     def ensure_pull_request(
-        self, head: str, base: str, title: str, body: str = "", draft: bool = False
+        self,
+        head: str,
+        base: str,
+        title: str,
+        body: str = "",
+        draft: bool = False,
+        labels: Sequence[str] = (),
     ) -> PullRequest:
-        """The open pull request of `head`, recorded (into `base`) when there is none."""
+        """The open pull request of `head`, recorded (into `base`, labelled) when there is
+        none."""
         check_branch(head, "head")
         check_branch(base, "base")
         check_text(title, body)
+        names = check_labels(labels)
         if head == base:
             raise ForgeError(f"head and base are the same branch ({head})")
         for _ in range(_RACE_ATTEMPTS):
@@ -82,6 +90,7 @@ class LocalForge:
                         title=title,
                         body=body,
                         draft=draft,
+                        labels=names,
                     )
                     return self._shown(row)
             except IntegrityError:
@@ -95,14 +104,16 @@ class LocalForge:
         title: str | None = None,
         body: str | None = None,
         draft: bool | None = None,
+        labels: Sequence[str] | None = None,
     ) -> PullRequest:
-        """Set the given fields of pull request `number`."""
+        """Set the given fields of pull request `number`; `labels` it lacks are added."""
         check_text(title, body)
+        names = None if labels is None else check_labels(labels)
         with transaction(self._sessions) as session:
             row = pull_requests.get_by_number(session, self._repository_id(session), number)
             if row is None:
                 raise ForgeError(f"pull request #{number} of {self._target.slug} not found")
-            pull_requests.update(row, title=title, body=body, draft=draft)
+            pull_requests.update(row, title=title, body=body, draft=draft, labels=names)
             session.flush()
             return self._shown(row)
 

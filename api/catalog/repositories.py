@@ -42,6 +42,7 @@ class PullRequestView(BaseModel):
     body: str
     draft: bool
     state: str
+    labels: list[str]
     created_at: str
     updated_at: str
 
@@ -88,6 +89,7 @@ def show_pull_request(
         body=row.body,
         draft=row.draft,
         state=row.state,
+        labels=list(row.labels or []),
         created_at=row.created_at.isoformat(),
         updated_at=row.updated_at.isoformat(),
     )

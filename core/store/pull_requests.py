@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.forges import PullRequest
+from core.forges import PullRequest, missing_labels
 from core.store.models import ForgePullRequest, utcnow
 
 
@@ -28,6 +28,7 @@ def as_pull_request(row: ForgePullRequest, url: str) -> PullRequest:
         body=row.body,
         draft=row.draft,
         state=row.state,
+        labels=tuple(row.labels or ()),
     )
 
 
@@ -51,8 +52,10 @@ def ensure_open(
     title: str,
     body: str,
     draft: bool,
+    labels: Sequence[str] = (),
 ) -> tuple[ForgePullRequest, bool]:
-    """The open pull request of `head`, or a new one with the next number; (row, created)."""
+    """The open pull request of `head` as it is, or a new one with the next number and
+    `labels`; (row, created)."""
     found = open_for_head(session, repository_id, head)
     if found is not None:
         return found, False
@@ -70,6 +73,7 @@ def ensure_open(
         body=body,
         draft=draft,
         state="open",
+        labels=list(labels),
     )
     session.add(row)
     session.flush()
@@ -92,8 +96,15 @@ def update(
     title: str | None = None,
     body: str | None = None,
     draft: bool | None = None,
+    labels: Sequence[str] | None = None,
 ) -> ForgePullRequest:
-    """Set the given fields (None leaves one as it is)."""
+    """Set the given fields (None leaves one as it is); `labels` are added after the row's
+    own, which stay."""
+    if labels is not None:
+        added = missing_labels(labels, row.labels or [])
+        if added:
+            # A new list, so the JSON column is seen as changed.
+            row.labels = [*(row.labels or []), *added]
     if title is not None:
         row.title = title
     if body is not None:

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.forges import (
@@ -23,7 +24,7 @@ from core.egress import EgressPolicy
 from core.forges import ForgeError, PullRequest
 from core.repositories import RepositoryTarget
 from core.secrets import SecretBox
-from core.store.migrate import upgrade
+from core.store.migrate import alembic_config, upgrade
 from core.store.models import ForgePullRequest
 from core.store.repositories import repository, save_repository
 from core.store.secret_values import open_secret
@@ -36,15 +37,20 @@ SCHEMES = ["https", "ssh", "file", "http"]
 BOX = SecretBox(TEST_SECRET_KEY)
 
 
+def database_url(backend: str, request: pytest.FixtureRequest, root: Path) -> str:
+    """An empty database of the kind `backend` names."""
+    if backend == "sqlite":
+        return f"sqlite:///{root / 'runwright.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def sessions(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[sessionmaker[Session]]:
     """A migrated database of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runwright.db'}"
-    else:
-        url = request.getfixturevalue("pg_database")
+    url = database_url(request.param, request, tmp_path_factory.mktemp("db"))
     upgrade(url)
     engine = make_engine(url)
     yield make_session_factory(engine)
@@ -271,6 +277,111 @@ def test_local_forge_refusals(sessions: sessionmaker[Session]) -> None:
         gone.ensure_pull_request("topic", "main", "t")
     with sessions() as session:
         assert session.scalars(select(ForgePullRequest)).all() == []
+
+
+def test_local_labels_are_added_never_removed(sessions: sessionmaker[Session]) -> None:
+    """Labels are recorded de-duplicated on opening; a second ensure adds nothing; an update
+    adds the missing ones after those already there, and a label a person added stays."""
+    app = connect(sessions, "acme", "app", "https://git.example.com/acme/app.git")
+    forge = LocalForge(sessions, app)
+    opened = forge.ensure_pull_request("topic", "main", "T", labels=["deps", "q3", "deps"])
+    assert opened.labels == ("deps", "q3")
+    assert forge.ensure_pull_request("topic", "main", "T", labels=["other"]) == opened
+    with transaction(sessions) as session:  # a person labels the pull request
+        row = session.scalars(select(ForgePullRequest)).one()
+        row.labels = [*row.labels, "urgent"]
+
+    updated = forge.update_pull_request(1, title="T2", labels=["q3", "later", "deps"])
+    assert (updated.title, updated.labels) == ("T2", ("deps", "q3", "urgent", "later"))
+    assert forge.update_pull_request(1, labels=[]).labels == updated.labels
+    assert forge.update_pull_request(1, body="b").labels == updated.labels
+    assert forge.pull_requests(["topic"])["topic"].labels == ("deps", "q3", "urgent", "later")
+    with sessions() as session:
+        assert session.scalars(select(ForgePullRequest.labels)).one() == [
+            "deps",
+            "q3",
+            "urgent",
+            "later",
+        ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (["ok", ""], r"labels\[1\]: must be a non-empty string"),
+        ([" "], r"labels\[0\]: must be a non-empty string"),
+        (["x" * 51], r"labels\[0\]: must be one line of at most 50 characters"),
+        (["a\nb"], r"labels\[0\]: must be one line"),
+        ([f"l{i}" for i in range(21)], "labels: at most 20 labels"),
+    ],
+)
+def test_local_forge_refuses_labels_no_forge_takes(
+    sessions: sessionmaker[Session], labels: list[str], message: str
+) -> None:
+    """A bad label name or too many fail the call, not retryable, and nothing is written."""
+    app = connect(sessions, "acme", "app", "https://git.example.com/acme/app.git")
+    forge = LocalForge(sessions, app)
+    with pytest.raises(ForgeError, match=message) as caught:
+        forge.ensure_pull_request("topic", "main", "T", labels=labels)
+    assert not caught.value.retryable
+    forge.ensure_pull_request("topic", "main", "T", labels=["kept"])
+    with pytest.raises(ForgeError, match=message):
+        forge.update_pull_request(1, title="changed", labels=labels)
+    assert forge.pull_requests(["topic"])["topic"].labels == ("kept",)
+    assert forge.pull_requests(["topic"])["topic"].title == "T"
+    # Exactly the limits are taken.
+    at_limit = [f"{i:02d}" + "x" * 48 for i in range(20)]
+    assert forge.update_pull_request(1, labels=at_limit).labels == ("kept", *at_limit)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_labels_migration_keeps_earlier_pull_requests(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Pull requests recorded before labels existed have none after the upgrade and can be
+    labelled; a downgrade drops the column and keeps the rows and the one-open-per-head index."""
+    url = database_url(backend, request, tmp_path)
+    command.upgrade(alembic_config(url), "0007")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO definitions (id, dialect, name, namespace, spec, source, created_at,"
+                " updated_at) VALUES ('d1', 'repository', 'app', 'acme', '{}', 'UI',"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO forge_pull_requests (id, repository_id, number, head, base, title,"
+                " body, draft, state, created_at, updated_at) VALUES ('p1', 'd1', 1, 'topic',"
+                " 'main', 'Earlier', '', false, 'open', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(url)
+    forge = LocalForge(
+        make_session_factory(engine), RepositoryTarget(org="acme", name="app", url="https://x/y")
+    )
+    earlier = forge.pull_requests(["topic"])["topic"]
+    assert (earlier.number, earlier.title, earlier.labels) == (1, "Earlier", ())
+    assert forge.update_pull_request(1, labels=["deps"]).labels == ("deps",)
+
+    command.downgrade(alembic_config(url), "0007")
+    inspector = inspect(engine)
+    assert "labels" not in {c["name"] for c in inspector.get_columns("forge_pull_requests")}
+    indexes = {i["name"]: i["unique"] for i in inspector.get_indexes("forge_pull_requests")}
+    assert indexes.get("ix_forge_pull_requests_open_head")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT number, title FROM forge_pull_requests")).all()
+    assert [tuple(r) for r in rows] == [(1, "Earlier")]
+    engine.dispose()
+
+
+def test_pull_request_model_matches_the_table(sessions: sessionmaker[Session]) -> None:
+    """The model and the migrations agree on the pull requests table's columns."""
+    engine = sessions.kw["bind"]
+    columns = {c["name"]: c["nullable"] for c in inspect(engine).get_columns("forge_pull_requests")}
+    assert columns == {c.name: c.nullable for c in ForgePullRequest.__table__.columns}
 
 
 def test_concurrent_ensures_open_one_pull_request(sessions: sessionmaker[Session]) -> None:

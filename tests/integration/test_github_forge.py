@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from activities.forges import GitHubForge
@@ -17,6 +18,7 @@ from tests.github_server import FakeGitHub, fake_github
 TOKEN = "ghp_0123456789abcdefTOKEN"
 LOOPBACK = EgressPolicy.parse("127.0.0.0/8")
 PULLS = "/repos/acme-corp/backend/pulls"
+LABELS = "/repos/acme-corp/backend/issues/1/labels"
 
 
 @pytest.fixture
@@ -118,6 +120,86 @@ def test_update_text_and_draft(github: FakeGitHub) -> None:
     assert back.draft and "convertPullRequestToDraft" in github.received[-2].body["query"]
 
 
+def test_labels_are_added_once_and_a_persons_stay(github: FakeGitHub) -> None:
+    """Opening adds the labels with issues/add-labels; a second ensure adds nothing; an update
+    adds only the missing names (GitHub's names match without regard to case) and keeps the
+    labels a person put on the pull request."""
+    forge = forge_of(github)
+    opened = forge.ensure_pull_request("topic", "main", "T", labels=["deps", "q3", "deps"])
+    assert opened.labels == ("deps", "q3")
+    assert github.calls() == [("GET", PULLS), ("POST", PULLS), ("POST", LABELS)]
+    assert github.received[-1].body == {"labels": ["deps", "q3"]}
+    assert "labels" not in github.received[1].body  # pulls/create takes none
+
+    start = len(github.received)
+    assert forge.ensure_pull_request("topic", "main", "T", labels=["deps", "other"]) == opened
+    assert github.calls()[start:] == [("GET", PULLS)]
+
+    # A person adds a label on GitHub.
+    person = httpx.post(
+        f"{github.api_url}{LABELS}",
+        json={"labels": ["urgent"]},
+        headers={"Authorization": f"token {TOKEN}"},
+    )
+    assert person.status_code == 200
+    start = len(github.received)
+    updated = forge.update_pull_request(1, title="T2", labels=["Q3", "later", "deps"])
+    assert (updated.title, updated.labels) == ("T2", ("deps", "q3", "urgent", "later"))
+    assert github.calls()[start:] == [("PATCH", f"{PULLS}/1"), ("POST", LABELS)]
+    assert github.received[-1].body == {"labels": ["later"]}
+
+    start = len(github.received)
+    assert forge.update_pull_request(1, labels=["DEPS", "later"]) == updated
+    assert github.calls()[start:] == [("GET", f"{PULLS}/1")]
+    assert forge.pull_requests(["topic"])["topic"].labels == updated.labels
+    assert github.label_names("acme-corp", "backend", 1) == ["deps", "q3", "urgent", "later"]
+
+
+def test_bad_labels_send_nothing(github: FakeGitHub) -> None:
+    """A label name GitHub would refuse (over 50 characters, empty) or more than 20 fail
+    before any request, not retryable."""
+    forge = forge_of(github)
+    cases = [
+        (lambda: forge.ensure_pull_request("t", "main", "T", labels=["x" * 51]), r"labels\[0\]"),
+        (lambda: forge.ensure_pull_request("t", "main", "T", labels=[""]), "non-empty"),
+        (lambda: forge.update_pull_request(1, labels=[str(i) for i in range(21)]), "at most 20"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ForgeError, match=message) as caught:
+            call()
+        assert not caught.value.retryable
+    assert github.received == []
+
+
+def test_the_servers_add_labels_endpoint_answers_as_github_does(github: FakeGitHub) -> None:
+    """issues/add-labels: 200 with the issue's label objects, 401 without a token, 404 for an
+    unknown number, 422 for a body without labels."""
+    forge_of(github).ensure_pull_request("topic", "main", "T")
+    url = f"{github.api_url}{LABELS}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    added = httpx.post(url, json={"labels": ["bug", "Bug", "docs"]}, headers=auth)
+    assert added.status_code == 200
+    assert [(label["name"], label["default"]) for label in added.json()] == [
+        ("bug", False),
+        ("docs", False),
+    ]
+    assert set(added.json()[0]) == {
+        "id",
+        "node_id",
+        "url",
+        "name",
+        "description",
+        "color",
+        "default",
+    }
+    pull = httpx.get(f"{github.api_url}{PULLS}/1", headers=auth).json()
+    assert pull["labels"] == added.json()
+    assert httpx.post(url, json={"labels": ["x"]}).status_code == 401
+    missing = httpx.post(url.replace("/1/", "/9/"), json={"labels": ["x"]}, headers=auth)
+    assert (missing.status_code, missing.json()["message"]) == (404, "Not Found")
+    assert httpx.post(url, json={"labels": []}, headers=auth).status_code == 422
+
+
 def test_pull_requests_by_head(github: FakeGitHub) -> None:
     """Each head with a pull request maps to its newest, in any state; others are left out."""
     forge = forge_of(github)
@@ -135,10 +217,10 @@ def test_enterprise_base_url() -> None:
     """A GitHub Enterprise base (`.../api/v3`) is used for REST, and `/api/graphql` for drafts."""
     with fake_github(TOKEN, prefix="/api/v3") as ghe:
         forge = forge_of(ghe)
-        forge.ensure_pull_request("topic", "main", "T", draft=True)
+        forge.ensure_pull_request("topic", "main", "T", draft=True, labels=["deps"])
         forge.update_pull_request(1, draft=False)
         paths = [path for _, path in ghe.calls()]
-        assert paths[:2] == [f"/api/v3{PULLS}", f"/api/v3{PULLS}"]
+        assert paths[:3] == [f"/api/v3{PULLS}", f"/api/v3{PULLS}", f"/api/v3{LABELS}"]
         assert "/api/graphql" in paths
         assert ghe.pulls[("acme-corp", "backend")][0]["draft"] is False
 

@@ -180,7 +180,13 @@ async def test_one_shot_runs_every_step_into_one_branch_and_one_pr_marked_ready(
     env: tuple[Stack, dict[str, str], Remote],
 ) -> None:
     stack, auth, remote = env
-    await _create(stack, auth, title="Greeting", description="Part of the greetings work")
+    await _create(
+        stack,
+        auth,
+        title="Greeting",
+        description="Part of the greetings work",
+        labels=["deps", "q3"],
+    )
     body = await _until(stack, auth, 1, _settled)
     assert body["status"] == "completed", body
     assert body["steps"] == {**ZERO, "total": 3, "completed": 3}
@@ -212,6 +218,7 @@ async def test_one_shot_runs_every_step_into_one_branch_and_one_pr_marked_ready(
     pull = await _pull(stack, auth, 1)
     assert (pull["head"], pull["base"], pull["state"]) == (branch, "main", "open")
     assert pull["title"] == "Greeting" and pull["draft"] is False
+    assert pull["labels"] == ["deps", "q3"]
     assert pull["body"].startswith("Part of the greetings work\n")
     assert "Progress: 3/3 steps completed" in pull["body"]
     diff = await stack.api.get("/api/repositories/acme/web/pulls/1/diff", headers=auth)
@@ -378,10 +385,15 @@ async def test_a_follow_up_is_planned_on_the_runbook_branch_and_commits_to_it(
         + "EOF\n````",
     )
     assert plan != PLAN
-    await _create(stack, auth, prompt=plan, title="Greeting")
+    await _create(stack, auth, prompt=plan, title="Greeting", labels=["deps", "q3"])
     body = await _until(stack, auth, 1, lambda b: b["status"] == "completed")
+    assert (await _pull(stack, auth, 1))["labels"] == ["deps", "q3"]
+    # The follow-up replaces the runbook's labels; the pull request gains the new one at the
+    # next publish and keeps those it had.
     response = await stack.api.patch(
-        "/api/v1/runbook/1", json={"prompt": "Follow runbooks/more.md"}, headers=auth
+        "/api/v1/runbook/1",
+        json={"prompt": "Follow runbooks/more.md", "labels": ["later", "deps"]},
+        headers=auth,
     )
     assert response.status_code == 202, response.text
     body = await _until(
@@ -398,7 +410,8 @@ async def test_a_follow_up_is_planned_on_the_runbook_branch_and_commits_to_it(
     assert len(subjects) == 4
     assert remote.show(branch, "hello.txt") == "hello\nworld\nHELLO"
     assert body["pull_requests"] == [_pr(1, "1.1", "1.2", "2", "3")]
-    assert (await _pull(stack, auth, 1))["title"] == "Greeting"
+    pull = await _pull(stack, auth, 1)
+    assert (pull["title"], pull["labels"]) == ("Greeting", ["deps", "q3", "later"])
 
 
 async def test_stop_kills_the_running_step_and_dequeues_the_rest(
@@ -466,7 +479,7 @@ async def test_the_github_forge_opens_one_draft_pr_and_marks_it_ready_at_the_end
                     user_id=None,
                 )
             auth = {"Authorization": f"Bearer {plain}"}
-            await _create(stack, auth, title="Greeting")
+            await _create(stack, auth, title="Greeting", labels=["deps", "q3"])
             body = await _until(stack, auth, 1, _settled)
             row = _row(stack)
             with stack.sessions() as session:
@@ -477,6 +490,7 @@ async def test_the_github_forge_opens_one_draft_pr_and_marks_it_ready_at_the_end
     pull = pulls[0]
     assert (pull["head"]["ref"], pull["base"]["ref"]) == (_branch(row, "1"), "main")
     assert pull["title"] == "Greeting" and pull["draft"] is False
+    assert [label["name"] for label in pull["labels"]] == ["deps", "q3"]
     assert "Progress: 3/3 steps completed" in pull["body"]
     assert body["pull_requests"] == [
         {"number": 1, "url": pull["html_url"], "step_numbers": ["1.1", "1.2", "2"]}
@@ -485,5 +499,7 @@ async def test_the_github_forge_opens_one_draft_pr_and_marks_it_ready_at_the_end
     posts = [r for r in github.received if r.method == "POST" and r.path.endswith("/pulls")]
     assert len(posts) == 1
     assert posts[0].body["draft"] is True and posts[0].body["title"] == "[WIP] Greeting"
+    labelled = [r.body for r in github.received if r.path.endswith("/issues/1/labels")]
+    assert labelled == [{"labels": ["deps", "q3"]}]  # once, when the pull request opened
     assert any("markPullRequestReadyForReview" in str(r.body) for r in github.received)
     assert token not in str(body) and token not in events
