@@ -102,7 +102,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
-DIALECT = "runbook"
+DIALECT = "runbook"  # of the runbook's workflow and of its steps' runs
 IDLE_TIMEOUT = timedelta(days=30)
 MAX_WORKER_LOSSES = 3
 RECORD_TIMEOUT = timedelta(seconds=30)

@@ -79,10 +79,9 @@ from workflows.contracts import (
     RunbookInput,
     StopSteps,
 )
-from workflows.runbook import RunbookWorkflow, workflow_id
+from workflows.runbook import DIALECT, RunbookWorkflow, workflow_id
 
 log = logging.getLogger(__name__)
-DIALECT = "runbook"
 RUNBOOK_NOT_FOUND = "Runbook not found."
 REPOSITORY_NOT_FOUND = "Repository not found."
 NOT_PLANNED = "the runbook has no plan yet: wait for its steps to be generated"
