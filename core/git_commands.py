@@ -57,17 +57,28 @@ class GitRunner:
         self.timeout = timeout
 
     def run(self, *args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-        """(status, stdout, redacted stderr) of `git args...`."""
+        """(status, stdout, redacted stderr) of `git args...`, one trailing newline dropped
+        from each stream. Past the timeout git is killed (status -9).
+
+        subprocess.run rather than a GitPython watchdog: an exception in the calling thread
+        (an activity cancelled) kills git at once instead of leaving it, and a timer thread
+        that keeps the process alive, for the rest of the timeout."""
         executable = git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"
-        runner = git.Git(str(cwd) if cwd is not None else None)
-        status, out, err = runner.execute(
-            [executable, *args],
-            env=self.env,
-            kill_after_timeout=self.timeout,
-            with_extended_output=True,
-            with_exceptions=False,
-        )
-        return status, str(out), self.redact(str(err))
+        try:
+            done = subprocess.run(
+                [executable, *args],
+                cwd=cwd,
+                # On top of this process's environment, as GitPython ran it (PATH finds ssh).
+                env={**os.environ, **self.env},
+                capture_output=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return -9, "", f"git {args[0] if args else ''} timed out after {self.timeout:g}s"
+        out = done.stdout.decode("utf-8", errors="replace").removesuffix("\n")
+        err = done.stderr.decode("utf-8", errors="replace").removesuffix("\n")
+        return done.returncode, out, self.redact(err)
 
     def output(self, *args: str) -> bytes | None:
         """The exact bytes `git args...` writes (None when it fails): for file contents."""
