@@ -38,6 +38,13 @@ from workflows.slots import AccountSlotsWorkflow
 log = logging.getLogger(__name__)
 # Threads for sync activities: playbooks and scripts block a thread each while they run.
 ACTIVITY_THREADS = 32
+# Workflow tasks this process works on at once. A run's workflow task stays open until its
+# local activities (the run's records) are done, and the SDK hands every local activity of
+# the process to Python one at a time, in arrival order. With the SDK's default (100) a burst
+# of runs put about 100 open tasks' records in that one line: each record waited behind all
+# the others and workflow tasks took seconds (TMPRL1104) without the process doing any more
+# work. Tasks beyond this bound wait in Temporal's task queue instead, where waiting is free.
+WORKFLOW_TASK_SLOTS = 8
 
 
 def worker_queue_name(shared: str) -> str:
@@ -128,6 +135,7 @@ def build_workers(
             runbooks.publish_runbook,
         ],
         activity_executor=executor,
+        max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
     )
     own = Worker(
         client,
