@@ -185,8 +185,9 @@ class RunbookWorkflow:
             while pending:
                 await self._plan_prompt(pending.pop(0))
             if self._executions:
-                await self._enqueue(self._executions)
-                self._executions.clear()
+                # Taken before the await: a request arriving meanwhile waits for the next turn.
+                requests, self._executions = self._executions, []
+                await self._enqueue(requests)
             if self._stop is not None:
                 self._stop = None
                 self._executing = False
