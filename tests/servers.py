@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import pwd
+import random
 import shlex
 import shutil
 import socket
@@ -47,6 +48,23 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def fixed_port() -> int:
+    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range: for a process that
+    binds it later, after starting others (Temporal picks random ports for its own services
+    from the ephemeral range and could take one handed out by `free_port` meanwhile)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import fixed_port
 from tests.stack import make_repo
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ class DevStack:
     def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.cwd = cwd
         self.extra_env = env or {}
-        self.api_port, self.temporal_port, self.ui_port = free_port(), free_port(), free_port()
+        self.api_port, self.temporal_port, self.ui_port = fixed_port(), fixed_port(), fixed_port()
         self.log = cwd / f"dev-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
