@@ -10,6 +10,8 @@ is "no workflow exists".
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -176,8 +178,17 @@ async def test_execute_sends_the_step_to_the_running_workflow(
     response = await stack.api.post("/api/v1/runbook/1/execute", json={"step": 2}, headers=auth)
     assert response.status_code == 202, response.text
     ops = _user_id(stack, OPS)
-    sent = [s for s in await _signals(stack, row.workflow_id, ExecuteStep) if s[0] == "execute"]
-    assert sent == [("execute", ExecuteStep("1.2", by=ops)), ("execute", ExecuteStep("2", by=ops))]
+    expected = [("execute", ExecuteStep("1.2", by=ops)), ("execute", ExecuteStep("2", by=ops))]
+    # A signal that comes while a workflow task is in flight enters the history only when
+    # that task completes: read until both are there.
+    deadline = time.monotonic() + 30
+    while True:
+        found = await _signals(stack, row.workflow_id, ExecuteStep)
+        sent = [s for s in found if s[0] == "execute"]
+        if len(sent) >= len(expected) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert sent == expected
 
 
 async def test_a_workflow_not_running_starts_again_from_the_stored_state_with_the_step(
