@@ -37,6 +37,7 @@ from pathlib import Path
 
 import git
 
+from core.egress import EgressPolicy
 from core.git_commands import GitRunner, git_session, summarize
 from core.git_urls import (
     redact_url,
@@ -170,11 +171,13 @@ class CheckoutCache:
         allowed_schemes: Sequence[str],
         max_entries: int = DEFAULT_MAX_ENTRIES,
         *,
+        egress: EgressPolicy | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         self.root = root
         self.allowed_schemes = [s.strip().lower() for s in allowed_schemes if s.strip()]
         self.max_entries = max(1, max_entries)
+        self.egress = egress  # None: public addresses only
         self.timeout = timeout
 
     def checkout(
@@ -211,7 +214,7 @@ class CheckoutCache:
                 result = (info, True)
 
         if result is None:
-            with self._git(source.username, password, ssh_key) as runner:
+            with self._git(source.url, source.username, password, ssh_key) as runner:
                 result = self._checkout_remote(source, commit, key_dir, dest, runner)
 
         self._evict()
@@ -242,15 +245,17 @@ class CheckoutCache:
         raise CheckoutError(f"commit {sha} left the checkout cache before it could be copied")
 
     def _git(
-        self, username: str | None, password: str | None, ssh_key: str | None
+        self, url: str, username: str | None, password: str | None, ssh_key: str | None
     ) -> contextlib.AbstractContextManager[GitRunner]:
-        """A git runner whose environment carries the protections and the credentials."""
+        """A git runner for `url` with the protections, the egress rules and the credentials."""
         return git_session(
             self.allowed_schemes,
             self.timeout,
             username=username,
             password=password,
             ssh_key=ssh_key,
+            remote=url,
+            egress=self.egress,
         )
 
     def _ls_remote(

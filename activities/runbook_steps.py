@@ -255,6 +255,7 @@ def run_step(ctx: ActionContext) -> Executed:
                 allowed_schemes=ctx.git_schemes,
                 source=sha,
                 protected=spec.protected,
+                egress=ctx.http.policy,
             ),
         )
     except (StepError, ForgeError) as exc:
@@ -299,6 +300,8 @@ def _prepare(
         username=credentials.username,
         password=credentials.password,
         ssh_key=credentials.ssh_key,
+        remote=url,
+        egress=ctx.http.policy,
     ) as runner:
         _git(ctx, runner, "init", "--bare", "--quiet", "--", str(git_dir), what="prepare")
         g = ("--git-dir", str(git_dir))

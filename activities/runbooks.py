@@ -112,6 +112,8 @@ class RunbookActivities:
             username=creds.username,
             password=creds.password,
             ssh_key=creds.ssh_key,
+            remote=target.url,
+            egress=self._policy,
         ) as runner:
             status, _, err = runner.run(
                 "clone",

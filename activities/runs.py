@@ -106,7 +106,9 @@ class RunActivities:
         self._store = store
         self._callbacks = callbacks
         self._http = http or HttpLimits()
-        self._checkouts = CheckoutCache(workspace / "cache", allowed_schemes)
+        self._checkouts = CheckoutCache(
+            workspace / "cache", allowed_schemes, egress=self._http.policy
+        )
 
     def _run_dir(self, run_id: str) -> Path:
         return self._workspace / "runs" / run_id

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import git
 
-from core.git_urls import KNOWN_SCHEMES
+from core.egress import EgressPolicy, EgressRefused, Resolver, resolve_host
+from core.git_egress import pin_remote, ssh_command
+from core.git_urls import KNOWN_SCHEMES, redact_url
 
 _USER_VAR = "RUNWRIGHT_GIT_USERNAME"
 _PASSWORD_VAR = "RUNWRIGHT_GIT_PASSWORD"  # noqa: S105  (the variable's name, not a secret)
@@ -48,13 +50,35 @@ _PROTECTIVE_CONFIG = (
 )
 
 
+@dataclass(frozen=True)
+class _RemoteGuard:
+    """The remote a session was opened for, and why git may not reach it (None: it may)."""
+
+    remote: str | None
+    refusal: str | None
+
+    def refusal_for(self, args: Sequence[str]) -> str | None:
+        """The refusal, for a command that names the refused remote."""
+        if self.refusal is not None and self.remote in args:
+            return self.refusal
+        return None
+
+
 class GitRunner:
     """Runs git with one environment and redacts the given secrets from its error output."""
 
-    def __init__(self, env: dict[str, str], secrets: Sequence[str], timeout: float) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        secrets: Sequence[str],
+        timeout: float,
+        *,
+        guard: _RemoteGuard | None = None,
+    ) -> None:
         self.env = env
         self.secrets = [s for s in secrets if s]
         self.timeout = timeout
+        self.guard = guard or _RemoteGuard(None, None)
 
     def run(self, *args: str, cwd: Path | None = None) -> tuple[int, str, str]:
         """(status, stdout, redacted stderr) of `git args...`, one trailing newline dropped
@@ -63,6 +87,9 @@ class GitRunner:
         subprocess.run rather than a GitPython watchdog: an exception in the calling thread
         (an activity cancelled) kills git at once instead of leaving it, and a timer thread
         that keeps the process alive, for the rest of the timeout."""
+        refused = self.guard.refusal_for(args)
+        if refused is not None:
+            return 128, "", self.redact(refused)
         executable = git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"
         try:
             done = subprocess.run(
@@ -116,22 +143,47 @@ def git_session(
     username: str | None = None,
     password: str | None = None,
     ssh_key: str | None = None,
+    remote: str | None = None,
+    egress: EgressPolicy | None = None,
+    resolve: Resolver = resolve_host,
 ) -> Iterator[GitRunner]:
-    """A git runner whose environment carries the protections and the credentials."""
+    """A git runner whose environment carries the protections and the credentials.
+
+    With `remote` (a url that passed `validate_git_url`), git reaches that remote only at
+    addresses `egress` allows (by default: public ones): commands naming the remote fail
+    without running when its host is refused or does not resolve.
+    """
+    config = list(_PROTECTIVE_CONFIG)
     env: dict[str, str] = {
         "GIT_TERMINAL_PROMPT": "0",
         # Empty, rather than unset, so neither core.askPass nor SSH_ASKPASS is consulted.
         "GIT_ASKPASS": "",
         "SSH_ASKPASS": "",
         "GIT_ALLOW_PROTOCOL": ":".join(s for s in allowed_schemes if s in KNOWN_SCHEMES),
-        "GIT_CONFIG_COUNT": str(len(_PROTECTIVE_CONFIG)),
     }
-    for index, (name, value) in enumerate(_PROTECTIVE_CONFIG):
+    ssh_options: list[str] = []
+    refusal: str | None = None
+    if remote is not None:
+        try:
+            pin = pin_remote(remote, egress or EgressPolicy(), resolve)
+        except EgressRefused as exc:
+            refusal = str(exc)
+        except OSError as exc:
+            refusal = f"cannot resolve the host of {redact_url(remote)}: {exc}"
+        else:
+            config += pin.config
+            env |= pin.env
+            ssh_options += pin.ssh_options
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for index, (name, value) in enumerate(config):
         env[f"GIT_CONFIG_KEY_{index}"] = name
         env[f"GIT_CONFIG_VALUE_{index}"] = value
+    if ssh_options:
+        env["GIT_SSH_COMMAND"] = ssh_command(ssh_options)
+    guard = _RemoteGuard(remote, refusal)
     secrets = [s for s in (password, ssh_key) if s]
     if password is None and ssh_key is None:
-        yield GitRunner(env, secrets, timeout)
+        yield GitRunner(env, secrets, timeout, guard=guard)
         return
 
     # mkdtemp makes the directory 0700, outside the cache root so nothing secret lands there.
@@ -152,21 +204,13 @@ def git_session(
                 # OpenSSH rejects a private key whose last line lacks its newline.
                 handle.write(ssh_key if ssh_key.endswith("\n") else ssh_key + "\n")
             known_hosts = scratch / "known_hosts"
-            env["GIT_SSH_COMMAND"] = " ".join(
-                [
-                    "ssh",
-                    "-i",
-                    shlex.quote(str(key_file)),
-                    "-o",
-                    "IdentitiesOnly=yes",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "StrictHostKeyChecking=accept-new",
-                    "-o",
-                    shlex.quote(f"UserKnownHostsFile={known_hosts}"),
-                ]
-            )
-        yield GitRunner(env, secrets, timeout)
+            key_options = [
+                "IdentitiesOnly=yes",
+                "BatchMode=yes",
+                "StrictHostKeyChecking=accept-new",
+                f"UserKnownHostsFile={known_hosts}",
+            ]
+            env["GIT_SSH_COMMAND"] = ssh_command([*key_options, *ssh_options], str(key_file))
+        yield GitRunner(env, secrets, timeout, guard=guard)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

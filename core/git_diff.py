@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.egress import EgressPolicy
 from core.git_commands import git_session, summarize
 from core.git_urls import GitUrlError, redact_url, validate_git_url, validate_ref
 
@@ -45,6 +46,7 @@ def branch_diff(
     password: str | None = None,
     ssh_key: str | None = None,
     max_bytes: int = MAX_DIFF_BYTES,
+    egress: EgressPolicy | None = None,
 ) -> Diff:
     """What branch `head` changes relative to where it left `base`, on the remote at `url`."""
     try:
@@ -61,6 +63,8 @@ def branch_diff(
             username=username,
             password=password,
             ssh_key=ssh_key,
+            remote=url,
+            egress=egress,
         ) as runner:
             repo = str(scratch / "repo.git")
             status, _, err = runner.run("init", "--bare", "--quiet", "--", repo)

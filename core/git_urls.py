@@ -13,6 +13,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 KNOWN_SCHEMES = ("https", "http", "ssh", "file")
+# The port git connects to when a network url names none.
+DEFAULT_PORTS = {"http": 80, "https": 443, "ssh": 22}
 
 _SCHEME_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 # git runs the helper program `git-remote-<transport>` for `<transport>::<address>`.
@@ -51,6 +53,22 @@ def git_url_scheme(url: str) -> str:
     if _SCP_LIKE.match(url):
         return "ssh"
     return ""
+
+
+def remote_endpoint(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) git connects to for `url`; None when it opens no socket (file).
+
+    `url` has passed `validate_git_url`."""
+    scheme = git_url_scheme(url)
+    if scheme not in DEFAULT_PORTS:
+        return None
+    if "://" not in url:
+        scp = _SCP_LIKE.match(url)
+        assert scp is not None  # an ssh url without a scheme is scp-like
+        return "ssh", scp.group("host").strip("[]"), DEFAULT_PORTS["ssh"]
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return scheme, host, parts.port or DEFAULT_PORTS[scheme]
 
 
 def validate_git_url(url: str, allowed_schemes: Sequence[str]) -> None:

@@ -33,6 +33,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from core.egress import DEV_ALLOW, EgressPolicy
+
+# The egress rules that let git and http reach the servers here (as dev mode's do).
+LOOPBACK_EGRESS = EgressPolicy.parse(DEV_ALLOW)
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 POSTGRES_OS_USER = "postgres"
 POSTGRES_TEST_DB = "runwright_test"

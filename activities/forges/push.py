@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from activities.forges.local import check_branch
+from core.egress import EgressPolicy
 from core.forges import ForgeError
 from core.git_commands import GitRunner, git_session, summarize
 from core.git_urls import GitUrlError, redact_url, validate_git_url, validate_ref
@@ -73,12 +74,14 @@ def push_branch(
     protected: Sequence[str] = (),
     force: bool = False,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    egress: EgressPolicy | None = None,
 ) -> Pushed:
     """Make `branch` on the repository's remote point at commit `source` of `workdir`: a
     working tree (its `.git` is read) or a git directory such as a bare repository.
 
     Raises ForgeError: not retryable for refused input or a refused push, retryable when the
-    remote could not be reached.
+    remote could not be reached. The remote is reached only at addresses `egress` allows
+    (None: public ones).
     """
     check_branch(branch, "branch")
     refused = {target.default_branch, *protected}
@@ -101,7 +104,11 @@ def push_branch(
             username=credentials.username,
             password=credentials.password,
             ssh_key=credentials.ssh_key,
+            remote=target.url,
+            egress=egress,
         ) as runner:
+            if runner.guard.refusal is not None:
+                raise ForgeError(runner.guard.refusal)  # the same answer every time
             repo = scratch / "repo.git"
             _git(runner, "init", "--bare", "--quiet", "--", str(repo), what="prepare the push")
             base = ("--git-dir", str(repo))

@@ -126,6 +126,7 @@ def show_pull_request_diff(
             if target.password_ref
             else None,
             ssh_key=open_secret(session, box, target.ssh_key_ref) if target.ssh_key_ref else None,
+            egress=services.settings.egress_policy,
         )
     except DiffUnavailable as exc:
         raise ApiError(502, f"the diff of pull request {number}: {exc}") from exc

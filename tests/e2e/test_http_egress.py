@@ -114,3 +114,34 @@ async def test_a_huge_answer_is_cut_at_the_cap(
     assert result["code"] == 200 and result["truncated"] is True
     assert result["stdout"] == "x" * cap + cut_marker(cap)
     assert endpoint.sent < 64 * 1024 * 1024
+
+
+async def test_a_checkout_from_a_refused_address_fails_the_run_without_contacting_it(
+    tmp_path: Path, temporal: Client, endpoint: Endpoint
+) -> None:
+    """git obeys the same rules: a playbook whose repository is on loopback (not allowed
+    here) fails at its checkout naming the address, and the host never sees a request."""
+    settings = make_settings(
+        tmp_path / "home",
+        secret_key=TEST_SECRET_KEY,
+        egress_allow="",
+        git_allowed_schemes="https,http,ssh",
+    )
+    spec = f"""
+apiVersion: mission-control.flanksource.com/v1
+kind: Playbook
+metadata: {{name: clone}}
+spec:
+  actions:
+    - name: build
+      exec: {{script: "echo built", checkout: {{url: "{endpoint.url}/ops.git"}}}}
+"""
+    async with stack_for(settings, temporal) as stack:
+        items = await stack.apply(spec)
+        run_id = await stack.run({"id": items[0]["id"]})
+        row = await stack.wait_status(run_id)
+        run = await stack.get_run(run_id)
+    assert row.status == RunStatus.INIT_FAILED
+    assert "refused to connect to 127.0.0.1 (loopback)" in (row.error or "")
+    assert "built" not in str(run)
+    assert endpoint.paths == []

@@ -21,7 +21,7 @@ import pytest
 
 from activities.checkout import CheckoutCache, CheckoutError, url_key, working_directory
 from core.git_urls import GitUrlError, PathEscapeError
-from tests.servers import git_http_server
+from tests.servers import LOOPBACK_EGRESS, git_http_server
 from workflows.contracts import GitSource
 
 AUTHOR = "Ada Lovelace"
@@ -417,18 +417,19 @@ def test_ssh_key_is_passed_through_a_private_file(
     scratch_root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
 
-    cache = CheckoutCache(tmp_path / "cache", ["ssh"])
+    cache = CheckoutCache(tmp_path / "cache", ["ssh"], egress=LOOPBACK_EGRESS)
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\nKEYMATERIAL\n-----END OPENSSH PRIVATE KEY-----"
     with pytest.raises(CheckoutError, match=r"not reachable: .*Connection refused") as info:
-        cache.checkout(
-            GitSource(url="git@example.invalid:org/repo.git"), tmp_path / "d", ssh_key=key
-        )
+        cache.checkout(GitSource(url="git@127.0.0.1:org/repo.git"), tmp_path / "d", ssh_key=key)
 
     called = record.read_text().splitlines()
     for option in [
         "IdentitiesOnly=yes",
         "StrictHostKeyChecking=accept-new",
         "BatchMode=yes",
+        # Pinned to the address the egress rules checked.
+        "HostName=127.0.0.1",
+        "ProxyCommand=none",
     ]:
         assert option in called
     assert any(line.startswith("UserKnownHostsFile=") for line in called)
@@ -472,7 +473,7 @@ def test_http_basic_auth_through_askpass(
     scratch_root = tmp_path / "tmp"
     scratch_root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
-    cache = CheckoutCache(tmp_path / "cache", ["http"])
+    cache = CheckoutCache(tmp_path / "cache", ["http"], egress=LOOPBACK_EGRESS)
     source = GitSource(url=http_remote.url, ref="feature", username=USERNAME)
 
     info, cached = cache.checkout(source, tmp_path / "dest", password=PASSWORD)
@@ -489,7 +490,7 @@ def test_http_wrong_password_is_refused_and_redacted(
     http_remote: HttpRemote, tmp_path: Path
 ) -> None:
     """A wrong password fails as not reachable, and the message does not carry it."""
-    cache = CheckoutCache(tmp_path / "cache", ["http"])
+    cache = CheckoutCache(tmp_path / "cache", ["http"], egress=LOOPBACK_EGRESS)
     source = GitSource(url=http_remote.url, username=USERNAME)
     wrong = "wrong-password-123"
     with pytest.raises(CheckoutError, match="not reachable") as info:
@@ -500,6 +501,6 @@ def test_http_wrong_password_is_refused_and_redacted(
 
 def test_http_without_credentials_does_not_prompt(http_remote: HttpRemote, tmp_path: Path) -> None:
     """Without a password git fails at once instead of waiting for a prompt."""
-    cache = CheckoutCache(tmp_path / "cache", ["http"])
+    cache = CheckoutCache(tmp_path / "cache", ["http"], egress=LOOPBACK_EGRESS)
     with pytest.raises(CheckoutError, match="not reachable"):
         cache.checkout(GitSource(url=http_remote.url), tmp_path / "dest")

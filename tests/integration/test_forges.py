@@ -30,7 +30,7 @@ from core.store.repositories import repository, save_repository
 from core.store.secret_values import open_secret
 from core.store.session import make_engine, make_session_factory, transaction
 from tests.conftest import TEST_SECRET_KEY
-from tests.servers import git_http_server
+from tests.servers import LOOPBACK_EGRESS, git_http_server
 from tests.stack import git, make_repo
 
 SCHEMES = ["https", "ssh", "file", "http"]
@@ -207,13 +207,25 @@ def test_push_with_the_repositorys_http_credentials(
         seed = f"file://{tmp_path / 'served' / 'seed'}"
         work = working_copy(tmp_path, seed, "topic", "over http\n")
         pushed = push_branch(
-            target, work, "topic", credentials=credentials, allowed_schemes=SCHEMES
+            target,
+            work,
+            "topic",
+            credentials=credentials,
+            allowed_schemes=SCHEMES,
+            egress=LOOPBACK_EGRESS,
         )
         assert remote_heads(bare)["topic"] == pushed.sha
 
         wrong = GitCredentials("deploy", "not-it", None)
         with pytest.raises(ForgeError) as caught:
-            push_branch(target, work, "topic2", credentials=wrong, allowed_schemes=SCHEMES)
+            push_branch(
+                target,
+                work,
+                "topic2",
+                credentials=wrong,
+                allowed_schemes=SCHEMES,
+                egress=LOOPBACK_EGRESS,
+            )
         assert "not-it" not in str(caught.value) and "topic2" not in remote_heads(bare)
 
 

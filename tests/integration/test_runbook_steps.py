@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.executors import EXECUTORS
+from activities.http_requests import HttpLimits
 from activities.runbook_steps import (
     StepError,
     commit_message,
@@ -34,7 +35,7 @@ from core.store.runs import events_of
 from core.store.secret_values import put_secret
 from core.store.session import make_engine, make_session_factory, transaction
 from tests.conftest import TEST_SECRET_KEY
-from tests.servers import git_http_server
+from tests.servers import LOOPBACK_EGRESS, git_http_server
 from tests.stack import git, machine_sandbox, make_repo
 from workflows.contracts import (
     RUNBOOK_STEP_KIND,
@@ -100,6 +101,7 @@ class Worker:
             box=BOX,
             store=FileArtifactStore(workspace / "store"),
             sandbox=machine_sandbox(),
+            http=HttpLimits(LOOPBACK_EGRESS),
             step_agent=agent,
             step_agent_env=agent_env,
         )
