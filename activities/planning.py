@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import while_heartbeating
 from activities.http_requests import read_capped
 from core.egress import EgressPolicy, EgressRefused, egress_client
 from core.runbooks.format import RunbookFormatError, looks_like_runbook, parse_runbook
@@ -222,15 +221,13 @@ class PlanningActivities:
         """Plan the runbook (sync: file reads and blocking HTTP calls), heartbeating while the
         planner works, so a worker lost mid-plan is noticed within the heartbeat timeout
         rather than after the planner's whole timeout."""
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(self._planner.plan, Path(inp.checkout), inp.prompt)
-            try:
-                while True:
-                    try:
-                        return future.result(timeout=HEARTBEAT_SECONDS)
-                    except FutureTimeout:
-                        activity.heartbeat()
-            except PlanError as exc:
-                raise ApplicationError(str(exc), type=PLAN_FAILED, non_retryable=True) from exc
-            except PlannerUnavailable as exc:
-                raise ApplicationError(str(exc), type=PLANNER_UNAVAILABLE) from exc
+        try:
+            return while_heartbeating(
+                lambda: self._planner.plan(Path(inp.checkout), inp.prompt),
+                activity.heartbeat,
+                HEARTBEAT_SECONDS,
+            )
+        except PlanError as exc:
+            raise ApplicationError(str(exc), type=PLAN_FAILED, non_retryable=True) from exc
+        except PlannerUnavailable as exc:
+            raise ApplicationError(str(exc), type=PLANNER_UNAVAILABLE) from exc

@@ -25,8 +25,6 @@ import os
 import shlex
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +32,7 @@ from typing import Any, TypeVar
 from activities.executors import ActionContext, Executed
 from activities.forges.local import check_branch
 from activities.forges.push import GitCredentials, open_credentials, push_branch
+from activities.heartbeats import while_heartbeating
 from activities.scripts import base_env, run_script
 from core.events import EventRecord
 from core.forges import ForgeError
@@ -43,8 +42,6 @@ from workflows.contracts import CommitAuthor, StepSpec
 
 AGENT_SETTING = "RUNWRIGHT_STEP_AGENT_COMMAND"
 GIT_TIMEOUT_SECONDS = 300.0
-# While git works, the activity heartbeats this often (its heartbeat timeout is longer).
-HEARTBEAT_SECONDS = 5.0
 START_REF = "refs/runwright/start"
 MESSAGE_FILE = "RUNWRIGHT_STEP_MESSAGE"
 
@@ -389,14 +386,8 @@ def _git(ctx: ActionContext, runner: GitRunner, *args: str, what: str) -> str:
 
 def _heartbeating(ctx: ActionContext, call: Callable[[], T]) -> T:
     """`call()`, heartbeating meanwhile: a slow fetch or push must not look like a lost worker."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(call)
-        while True:
-            try:
-                return future.result(timeout=HEARTBEAT_SECONDS)
-            except FutureTimeout:
-                # Heartbeats and stores pending events; git itself is bounded by its timeout.
-                ctx.control.kill()
+    # The control watch heartbeats and stores pending events; git is bounded by its timeout.
+    return while_heartbeating(call, ctx.control.kill)
 
 
 def _empty(directory: Path) -> None:

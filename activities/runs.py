@@ -23,6 +23,7 @@ from activities.checkout import CheckoutCache, CheckoutError
 from activities.control import ControlWatch
 from activities.event_log import EventLog, OutputCap
 from activities.executors import EXECUTORS, ActionContext, Executed
+from activities.heartbeats import while_heartbeating
 from activities.http_requests import HttpLimits
 from activities.sandbox import SETTING as SANDBOX_SETTING
 from activities.sandbox import Sandbox
@@ -153,8 +154,11 @@ class RunActivities:
         try:
             password = open_ref(source.password_ref) if source.password_ref else None
             ssh_key = open_ref(source.ssh_key_ref) if source.ssh_key_ref else None
-            commit, cached = self._checkouts.checkout(
-                source, dest, password=password, ssh_key=ssh_key
+            # The attempt's heartbeat timeout takes a silent worker as lost: a clone of a
+            # big repository must not look like one.
+            commit, cached = while_heartbeating(
+                lambda: self._checkouts.checkout(source, dest, password=password, ssh_key=ssh_key),
+                activity.heartbeat,
             )
             workdir = safe_join(dest, source.path) if source.path else dest
         except (CheckoutError, GitUrlError, PathEscapeError) as exc:

@@ -458,6 +458,7 @@ class _GitHttpHandler(BaseHTTPRequestHandler):
     credentials: str
     authorized: list[str]
     refused: list[str]
+    ref_delay: float  # seconds every ref advertisement waits: a slow or distant remote
 
     def do_GET(self) -> None:
         self._serve()
@@ -479,6 +480,8 @@ class _GitHttpHandler(BaseHTTPRequestHandler):
             return
         self.authorized.append(self.path)
         path, _, query = self.path.partition("?")
+        if path.endswith("/info/refs"):
+            time.sleep(self.ref_delay)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         env = {
@@ -532,8 +535,11 @@ class GitHttpServer:
 
 
 @contextmanager
-def git_http_server(project_root: Path, username: str, password: str) -> Iterator[GitHttpServer]:
-    """Serve the bare repositories under `project_root` over http, to `username:password` only."""
+def git_http_server(
+    project_root: Path, username: str, password: str, *, ref_delay: float = 0.0
+) -> Iterator[GitHttpServer]:
+    """Serve the bare repositories under `project_root` over http, to `username:password` only
+    (each ref advertisement `ref_delay` seconds late)."""
     served = GitHttpServer(base_url="", project_root=project_root)
     handler = type(
         "GitHttpHandler",
@@ -543,6 +549,7 @@ def git_http_server(project_root: Path, username: str, password: str) -> Iterato
             "credentials": f"{username}:{password}",
             "authorized": served.authorized,
             "refused": served.refused,
+            "ref_delay": ref_delay,
         },
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -100,6 +100,29 @@ async def test_http_checkout_with_basic_auth(stack: Stack, git_http: GitHttpServ
     assert git_http.authorized, "the server never served an authenticated request"
 
 
+async def test_a_clone_slower_than_the_heartbeat_timeout_is_not_a_lost_worker(
+    stack: Stack, bare_repo: Path
+) -> None:
+    """The remote takes 16 s to list its refs, longer than the attempt's heartbeat timeout
+    (15 s): the checkout heartbeats while git waits, so it is checked out once and the run
+    succeeds instead of being retried as a lost worker."""
+    with git_http_server(bare_repo.parent, USERNAME, PASSWORD, ref_delay=16) as slow:
+        checkout = {
+            "url": slow.url("repo.git"),
+            "branch": "main",
+            "username": USERNAME,
+            "password": PASSWORD,
+        }
+        items = await stack.apply(checkout_playbook("slow-remote", checkout))
+        run_id = await stack.run({"id": items[0]["id"]})
+        row = await stack.wait_status(run_id, timeout=120)
+        body = await stack.get_run(run_id)
+    assert row.status == RunStatus.SUCCEEDED, body
+    assert body["actions"][0]["result"]["stdout"] == MARKER
+    refs = [p for p in slow.authorized if p.partition("?")[0].endswith("/info/refs")]
+    assert len(refs) == 2, slow.authorized  # ls-remote, then the fetch: no second attempt
+
+
 async def test_http_wrong_password_fails_naming_authentication(
     stack: Stack, git_http: GitHttpServer
 ) -> None:
